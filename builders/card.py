@@ -1,0 +1,144 @@
+"""The dataset card: huggingface_hub's `DatasetCard`, rendered from `templates/dataset_card.md`."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from datasets import Dataset
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from builders.stats import Funnel
+
+TEMPLATE = Path(__file__).parent / "templates" / "dataset_card.md"
+PROJECT_URL = "https://github.com/synthetic-data-builders/builders"
+
+
+@dataclass
+class RecipeInfo:
+    """What a recipe tells the card about its method and its columns."""
+
+    name: str
+    title: str
+    method: str
+    summary: str
+    paper_title: str | None = None
+    paper_url: str | None = None
+    task_categories: list[str] = field(default_factory=lambda: ["text-generation"])
+    language: list[str] = field(default_factory=lambda: ["en"])
+    tags: list[str] = field(default_factory=list)
+    text_column: str = "text"
+    templates: str = "none"
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+def size_category(n: int) -> str:
+    for limit, label in [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+        (100_000_000, "10M<n<100M"),
+        (1_000_000_000, "100M<n<1B"),
+    ]:
+        if n < limit:
+            return label
+    return "1B<n<10B"
+
+
+def length_stats(values: list[int]) -> dict[str, float] | None:
+    if not values:
+        return None
+    arr = np.asarray(values)
+    return {
+        "mean": round(float(arr.mean()), 1),
+        "median": float(np.median(arr)),
+        "p95": float(np.percentile(arr, 95)),
+        "max": int(arr.max()),
+    }
+
+
+def build_card(
+    ds: Dataset,
+    info: RecipeInfo,
+    config,
+    funnel: Funnel,
+    *,
+    seed_data: str,
+    has_rejected: bool = False,
+    histogram: str | None = None,
+    diversity: dict | None = None,
+) -> DatasetCard:
+    configs = [{"config_name": config.hub_config_name, "data_files": [{"split": "train", "path": "data/train-*"}]}]
+    if has_rejected:
+        configs.append({"config_name": "rejected", "data_files": [{"split": "train", "path": "rejected/*.parquet"}]})
+    card_data = DatasetCardData(
+        license=config.license,
+        language=info.language,
+        task_categories=info.task_categories,
+        size_categories=[size_category(len(ds))],
+        pretty_name=config.pretty_name or info.title,
+        tags=list(dict.fromkeys(["synthetic", info.name, *info.tags])),
+        configs=configs,
+    )
+    lengths = ds["completion_tokens"] if "completion_tokens" in ds.column_names else []
+    example = {k: _short(v) for k, v in ds[0].items()} if len(ds) else {}
+    sampling = (
+        f"max_new_tokens={config.max_new_tokens}, temperature={config.temperature}, top_p={config.top_p}, "
+        f"top_k={config.top_k}, repetition_penalty={config.repetition_penalty}"
+    )
+    load_path = config.hub_repo_id or config.output_dir
+    return DatasetCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        title=config.pretty_name or info.title,
+        summary=info.summary,
+        recipe=info.name,
+        method=info.method,
+        paper_title=info.paper_title,
+        paper_url=info.paper_url,
+        project_url=PROJECT_URL,
+        text_column=info.text_column,
+        model=config.model,
+        model_revision=config.model_revision,
+        backend=config.backend,
+        use_chat_template=config.use_chat_template,
+        sampling=sampling,
+        seed_data=seed_data,
+        templates=info.templates,
+        seed=config.seed,
+        funnel=funnel.table(),
+        stage_details=[(s.name, s.details) for s in funnel.stages if s.details],
+        num_rows=len(ds),
+        prompt_tokens=funnel.prompt_tokens,
+        completion_tokens=funnel.completion_tokens,
+        length_stats=length_stats(lengths),
+        histogram=histogram,
+        diversity=diversity,
+        columns=[(c, info.columns.get(c, "")) for c in ds.column_names],
+        example=json.dumps(example, indent=2, ensure_ascii=False),
+        load_path=load_path,
+        command=reproduce_command(info.name),
+        config_yaml=yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True),
+    )
+
+
+def reproduce_command(recipe: str) -> str:
+    """The command that reproduces the run: the recipe with the saved config (secrets never enter it)."""
+    return f"python recipes/{recipe}.py --config config.yaml"
+
+
+def invoked_command() -> str:
+    return " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def _short(value, limit: int = 600):
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + " ..."
+    return value

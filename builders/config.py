@@ -1,0 +1,278 @@
+"""Recipe configuration: dataclasses filled from a YAML file, then from command-line flags.
+
+Behaves like TRL's `TrlParser`: `--config FILE` supplies values, `--key value` flags override them, and an
+unknown key or a value of the wrong type is a one-line error naming the key and the fix. Every value, from
+YAML or from the command line, goes through the same type check (`_check`), so `--temperature 0.7`
+and `temperature: 0.7` give the same float.
+
+Each recipe declares one flat dataclass that extends `RecipeConfig` with its own keys. Fields whose
+`metadata={"affects_data": False}` can change between a run and its resume (they change speed or
+where things go, not which rows come out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from builders.errors import UserError
+
+
+def knob(default: Any = None, help: str = "", affects_data: bool = True, **kwargs) -> Any:
+    """A config field with its help text; mutable defaults are wrapped for you."""
+    metadata = {"help": help, "affects_data": affects_data}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+@dataclass
+class RecipeConfig:
+    """The keys every recipe accepts."""
+
+    # --- input rows
+    dataset: str | None = knob(None, "input rows: a local jsonl/json/parquet/csv file, a folder of them, or a Hub id")
+    dataset_split: str = knob("train", "split to read from `dataset`")
+    dataset_config: str | None = knob(None, "Hub dataset config name, if the dataset has several")
+    num_samples: int | None = knob(None, "use only the first N input rows (None: all)")
+    # --- model and engine
+    model: str = knob("smollm2-135m-instruct", "embedded name (smollm2-135m-instruct, tiny-random), folder or Hub id")
+    model_revision: str | None = knob(None, "Hub revision (branch, tag or commit) of `model`")
+    backend: Literal["vllm", "openai", "transformers"] = knob(
+        "vllm", "vllm (offline engine), openai (a server), transformers (CPU fallback)"
+    )
+    use_chat_template: bool = knob(True, "true: chat with the model's template; false: raw completion (base models)")
+    system_prompt: str | None = knob(None, "system message prepended in chat mode")
+    dtype: str = knob("auto", "model dtype for the engine (auto, bfloat16, float16, float32)")
+    max_model_len: int | None = knob(None, "context length given to vLLM (None: the model's)", affects_data=False)
+    tensor_parallel_size: int = knob(1, "GPUs per engine (vLLM)", affects_data=False)
+    pipeline_parallel_size: int = knob(1, "pipeline stages per engine (vLLM)", affects_data=False)
+    gpu_memory_utilization: float = knob(0.9, "share of GPU memory vLLM may use", affects_data=False)
+    max_num_seqs: int | None = knob(None, "most sequences vLLM schedules at once", affects_data=False)
+    enable_prefix_caching: bool | None = knob(None, "vLLM prefix caching (None: vLLM's default)", affects_data=False)
+    quantization: str | None = knob(None, "vLLM quantization method (awq, gptq, fp8, ...)")
+    enforce_eager: bool = knob(False, "disable CUDA graphs / compilation in vLLM", affects_data=False)
+    engine_kwargs: dict = knob({}, "extra keyword arguments passed to vllm.LLM as they are", affects_data=False)
+    # --- OpenAI-compatible server (backend: openai)
+    base_url: str | None = knob(None, "server URL, e.g. http://127.0.0.1:8000/v1", affects_data=False)
+    api_key_env: str = knob("OPENAI_API_KEY", "environment variable that holds the API key", affects_data=False)
+    max_concurrency: int = knob(64, "requests in flight at once", affects_data=False)
+    request_timeout: float = knob(600.0, "seconds before a request is abandoned and retried", affects_data=False)
+    max_retries: int = knob(6, "retries per request (exponential backoff with jitter)", affects_data=False)
+    # --- sampling
+    seed: int = knob(42, "global seed; every random choice derives from (seed, row id)")
+    batch_size: int = knob(1024, "rows handed to the engine per call; also the checkpoint granularity")
+    max_new_tokens: int = knob(1024, "most tokens generated per row")
+    temperature: float = knob(0.7, "sampling temperature (0: greedy)")
+    top_p: float = knob(0.95, "nucleus sampling")
+    top_k: int = knob(-1, "top-k sampling (-1: off)")
+    repetition_penalty: float = knob(1.0, "repetition penalty (1.0: off)")
+    # --- filters and dedup
+    dedup: bool = knob(True, "MinHash near-dedup of the generated text")
+    dedup_threshold: float = knob(0.7, "Jaccard similarity above which rows are near duplicates")
+    dedup_ngram: int = knob(5, "n-gram size for MinHash (words; characters for text without spaces)")
+    dedup_num_perm: int = knob(128, "MinHash permutations")
+    decontaminate: list = knob([], "benchmarks to remove overlaps with: [{path, columns, split?, name?}]")
+    decontamination_ngram: int = knob(12, "n-gram size for decontamination candidates")
+    keep_rejected: bool = knob(False, "also write dropped rows (with their reason) to the `rejected` split")
+    # --- output
+    output_dir: str = knob(
+        "outputs/run", "output folder: data, dataset card, config, stats, checkpoints", affects_data=False
+    )
+    overwrite: bool = knob(False, "replace an output_dir that holds a different run", affects_data=False)
+    push_to_hub: bool = knob(False, "publish the output to the Hub when the run ends", affects_data=False)
+    hub_repo_id: str | None = knob(None, "Hub dataset repo, e.g. my-org/my-dataset", affects_data=False)
+    hub_private: bool = knob(False, "create the Hub repo as private", affects_data=False)
+    hub_revision: str | None = knob(None, "branch to push to (None: main)", affects_data=False)
+    hub_config_name: str = knob("default", "dataset config name on the Hub", affects_data=False)
+    license: str = knob("apache-2.0", "license written in the dataset card", affects_data=False)
+    pretty_name: str | None = knob(None, "title of the dataset card", affects_data=False)
+
+    def __post_init__(self) -> None:
+        if self.push_to_hub and not self.hub_repo_id:
+            raise UserError("push_to_hub is true but hub_repo_id is empty; set --hub_repo_id ORG/NAME")
+        if self.backend == "openai" and not self.base_url:
+            raise UserError("backend 'openai' needs base_url (e.g. --base_url http://127.0.0.1:8000/v1)")
+        for name in ("batch_size", "max_new_tokens", "max_concurrency"):
+            if getattr(self, name) < 1:
+                raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.num_samples is not None and self.num_samples < 1:
+            raise UserError(f"config key 'num_samples' must be >= 1 or null, got {self.num_samples}")
+        if not 0 < self.dedup_threshold <= 1:
+            raise UserError(f"config key 'dedup_threshold' must be in (0, 1], got {self.dedup_threshold}")
+
+    # -- helpers used by the run machinery
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def data_fingerprint(self) -> dict[str, Any]:
+        """The keys that decide which rows come out; a resume refuses when one of them changed."""
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("affects_data", True)
+        }
+
+    def fingerprint_hash(self) -> str:
+        payload = json.dumps(self.data_fingerprint(), sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse_config(config_class: type[RecipeConfig], argv: list[str] | None = None) -> RecipeConfig:
+    """`--config FILE` then `--key value` overrides; unknown keys and wrong types are UserErrors."""
+    argv = sys.argv[1:] if argv is None else argv
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    parser = _build_argparser(config_class)
+    if any(a in ("-h", "--help") for a in argv):
+        parser.print_help()
+        sys.exit(0)
+
+    values: dict[str, Any] = {}
+    config_path, overrides = _split_argv(argv, fields)
+    if config_path:
+        values.update(_read_yaml(config_path, fields))
+    for key, raw in overrides:
+        values[key] = yaml.safe_load(raw) if raw is not None else True
+
+    hints = typing.get_type_hints(config_class)
+    typed = {key: _check(value, hints[key], key) for key, value in values.items()}
+    try:
+        return config_class(**typed)
+    except TypeError as err:  # a required field without a value
+        raise UserError(f"config is incomplete: {err}") from None
+
+
+def _split_argv(argv: list[str], fields: dict) -> tuple[str | None, list[tuple[str, str | None]]]:
+    config_path, overrides, i = None, [], 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise UserError(f"unexpected argument '{arg}'; flags look like --key value (see --help)")
+        key, eq, inline = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if eq:
+            raw = inline
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+            raw, i = argv[i + 1], i + 1
+        else:
+            raw = None  # a bare flag means true
+        if key == "config":
+            if raw is None:
+                raise UserError("--config needs a file path")
+            config_path = raw
+        elif key not in fields:
+            raise UserError(f"unknown config key '{key}' (from --{key}); {_did_you_mean(key, fields)}")
+        else:
+            overrides.append((key, raw))
+        i += 1
+    return config_path, overrides
+
+
+def _read_yaml(path: str, fields: dict) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise UserError(f"config file '{path}' does not exist; pass an existing file to --config")
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"config file '{path}' is not valid YAML{where}; fix its syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file '{path}' must be a mapping of key: value")
+    for key in data:
+        if key not in fields:
+            raise UserError(f"unknown config key '{key}' in {path}; {_did_you_mean(str(key), fields)}")
+    return data
+
+
+def _did_you_mean(key: str, fields: dict) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, fields, n=1)
+    return f"did you mean '{close[0]}'?" if close else "run with --help to list the keys"
+
+
+def _check(value: Any, tp: Any, key: str) -> Any:
+    """Check (and where lossless, convert) `value` against the field's annotation `tp`."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _check(value, arg, key)
+            except UserError as err:
+                errors.append(err)
+        raise errors[0]
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"config key '{key}' must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _type_error(key, "true or false", value)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _type_error(key, "an integer", value)
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _type_error(key, "a number", value)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # e.g. `hub_revision: 2024` is still a string
+        raise _type_error(key, "a string", value)
+    if tp is list or origin is list:
+        if isinstance(value, list):
+            return [_check(v, args[0], key) for v in value] if args else value
+        if isinstance(value, str) and args and args[0] is str:
+            return [v.strip() for v in value.split(",") if v.strip()]  # --formats a,b,c
+        raise _type_error(key, "a list", value)
+    if tp is dict or origin is dict:
+        if isinstance(value, dict):
+            return value
+        raise _type_error(key, "a mapping", value)
+    return value
+
+
+def _type_error(key: str, expected: str, value: Any) -> UserError:
+    return UserError(
+        f"config key '{key}' expects {expected}, got {value!r}; fix it in the YAML or on the command line"
+    )
+
+
+def _build_argparser(config_class: type) -> argparse.ArgumentParser:
+    """Only used for --help: the listing of keys, their defaults and what they do."""
+    parser = argparse.ArgumentParser(
+        description=(config_class.__doc__ or "").strip(),
+        usage="%(prog)s [--config FILE] [--key value ...]",
+    )
+    parser.add_argument("--config", help="YAML file with values for the keys below")
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kind = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
+        parser.add_argument(f"--{f.name}", metavar=kind, help=f"{f.metadata.get('help', '')} (default: {default!r})")
+    return parser
+
+
+def save_config(config: RecipeConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True))

@@ -1,0 +1,260 @@
+"""A recipe run: the stages every recipe composes, and the bookkeeping they share.
+
+    run = Run(config, INFO)                        # checks output_dir, Hub token
+    seeds = run.load(columns=["text"])             # input rows (+ `_row` id)
+    rows = run.generate(prompts, prompt_column="prompt", output_column="text")
+    rows = run.filter(rows, generation_checks("text", min_tokens=150), stage="quality")
+    rows = run.dedup(rows, column="text")
+    run.finish(rows, seed_data="...")              # data + card + config + stats, then push
+
+Each stage records rows in, rows out and drops by reason in the funnel (`stats.json`, the card).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from functools import cached_property
+from pathlib import Path
+
+from datasets import Dataset, concatenate_datasets
+
+from builders import distributed
+from builders.card import RecipeInfo, build_card
+from builders.checkpoint import CheckpointStore
+from builders.config import RecipeConfig, save_config
+from builders.data import load_rows
+from builders.dedup import exact_dedup, minhash_dedup
+from builders.engines import Engine, Sampling, build_engine
+from builders.filters import REASON, Check, apply_checks
+from builders.generate import GenerationReport, generate_column
+from builders.sink import (
+    claim_output_dir,
+    guard_output_dir,
+    mark_complete,
+    publish,
+    staging_dir,
+    write_parquet_shards,
+)
+from builders.stats import Funnel
+
+logger = logging.getLogger("builders")
+
+
+class Run:
+    def __init__(self, config: RecipeConfig, info: RecipeInfo):
+        self.config = config
+        self.info = info
+        self.output_dir = Path(config.output_dir)
+        self.funnel = Funnel(recipe=info.name, model=config.model)
+        self.report = GenerationReport()
+        self.rejected: list[Dataset] = []
+        self._claimed = False
+        self.resuming = guard_output_dir(
+            self.output_dir, info.name, config.data_fingerprint(), config.fingerprint_hash(), config.overwrite
+        )
+        if config.push_to_hub and distributed.is_main_process():
+            from builders.hub import require_token
+
+            require_token()  # fail now, not after hours of generation
+        self.store = CheckpointStore(self.output_dir / ".checkpoints" / config.fingerprint_hash())
+
+    # -- input ---------------------------------------------------------------------------------------------
+
+    def load(self, columns: list[str] = (), dataset: str | None = None, key_hint: str | None = None) -> Dataset:
+        """The recipe's input rows (`config.dataset` unless given), checked for `columns`."""
+        c = self.config
+        ds = load_rows(
+            dataset or c.dataset, c.dataset_split, c.dataset_config, c.num_samples, list(columns), key_hint=key_hint
+        )
+        self.funnel.record("input", len(ds), len(ds))
+        return ds
+
+    def record(self, stage: str, rows_in: int, rows_out: int, dropped: dict | None = None, **details) -> None:
+        self.funnel.record(stage, rows_in, rows_out, dropped, **details)
+
+    # -- generation ----------------------------------------------------------------------------------------
+
+    @cached_property
+    def engine(self) -> Engine:
+        """Built once per process, on first use."""
+        return build_engine(self.config)
+
+    @cached_property
+    def tokenizer(self):
+        """The model's Hugging Face tokenizer (token budgets, chat-template prefixes); None if not loadable.
+
+        A model reached only through a server (backend: openai, a hosted name) may have no local tokenizer;
+        callers then fall back to word counts.
+        """
+        from transformers import AutoTokenizer
+
+        from builders.models import resolve_model
+
+        if self.config.backend != "openai":
+            path = resolve_model(self.config.model, revision=self.config.model_revision)
+            return AutoTokenizer.from_pretrained(path, revision=self.config.model_revision)
+        try:  # a server's model name may also be a Hub id or a local folder
+            return AutoTokenizer.from_pretrained(self.config.model, revision=self.config.model_revision)
+        except Exception as err:
+            logger.warning("no local tokenizer for %s (%s); budgets count words", self.config.model, err)
+            return None
+
+    def sampling(self, **overrides) -> Sampling:
+        c = self.config
+        base = Sampling(
+            max_new_tokens=c.max_new_tokens,
+            temperature=c.temperature,
+            top_p=c.top_p,
+            top_k=c.top_k,
+            repetition_penalty=c.repetition_penalty,
+        )
+        return base.replace(**overrides) if overrides else base
+
+    def generate(
+        self,
+        ds: Dataset,
+        *,
+        prompt_column: str,
+        output_column: str,
+        stage: str = "generate",
+        sampling: Sampling | None = None,
+        use_chat_template: bool | None = None,
+        system_prompt: str | None = None,
+    ) -> Dataset:
+        """Generate `output_column` for every row; finished batches are checkpointed and never redone."""
+        self._claim()
+        done = self.store.count_done(stage)
+        if done:
+            logger.info("%s: resuming, %d finished batches found in %s", stage, done, self.store.root)
+        chat = self.config.use_chat_template if use_chat_template is None else use_chat_template
+        out = generate_column(
+            ds,
+            self.engine,
+            sampling or self.sampling(),
+            prompt_column=prompt_column,
+            output_column=output_column,
+            stage=stage,
+            store=self.store,
+            seed=self.config.seed,
+            batch_size=self.config.batch_size,
+            use_chat_template=chat,
+            system_prompt=system_prompt if system_prompt is not None else self.config.system_prompt,
+            report=self.report,
+        )
+        self.funnel.prompt_tokens += sum(out["prompt_tokens"])
+        self.funnel.completion_tokens += sum(out["completion_tokens"])
+        self.funnel.record(stage, len(ds), len(out))
+        return out
+
+    # -- filtering -----------------------------------------------------------------------------------------
+
+    def filter(self, ds: Dataset, checks: list[Check], stage: str) -> Dataset:
+        """Keep the rows that pass every check; count the others by reason."""
+        kept, rejected, counts = apply_checks(ds, checks, desc=f"Filtering ({stage})")
+        self.funnel.record(stage, len(ds), len(kept), counts)
+        self._keep_rejected(rejected, stage)
+        return kept
+
+    def dedup(self, ds: Dataset, column: str, stage: str = "dedup") -> Dataset:
+        """Exact dedup (normalised text), then MinHash near-dedup; the first row of each cluster survives."""
+        c = self.config
+        if not c.dedup or len(ds) == 0:
+            return ds
+        exact, exact_stats = exact_dedup(ds, column)
+        near, near_stats, removed = minhash_dedup(
+            exact,
+            column=column,
+            threshold=c.dedup_threshold,
+            ngram=c.dedup_ngram,
+            num_perm=c.dedup_num_perm,
+            seed=c.seed,
+            return_removed=True,
+        )
+        dropped = {"exact_duplicate": exact_stats["removed"], "near_duplicate": near_stats["removed"]}
+        self.funnel.record(stage, len(ds), len(near), {k: v for k, v in dropped.items() if v}, **near_stats)
+        self._keep_rejected(removed.add_column(REASON, ["near_duplicate"] * len(removed)), stage)
+        return near
+
+    def _keep_rejected(self, rejected: Dataset, stage: str) -> None:
+        if not self.config.keep_rejected or len(rejected) == 0:
+            return
+        rows = [
+            {"stage": stage, "reason": row.pop(REASON), "row": json.dumps(row, ensure_ascii=False, default=str)}
+            for row in rejected
+        ]
+        self.rejected.append(Dataset.from_list(rows))
+
+    # -- output --------------------------------------------------------------------------------------------
+
+    def finish(self, ds: Dataset, seed_data: str, columns: list[str] | None = None) -> Path | None:
+        """Write data, card, config and stats to output_dir (main process only), then push if asked."""
+        if not distributed.is_main_process():
+            return None
+        self._claim()
+        private = [c for c in ds.column_names if c.startswith("_")]
+        ds = ds.remove_columns(private)
+        if columns:
+            ds = ds.select_columns([c for c in columns if c in ds.column_names])
+        if len(ds) == 0:
+            logger.warning("every row was dropped; the output holds an empty dataset (see the funnel)")
+        self.funnel.extra["generation"] = self._throughput()
+
+        staging = staging_dir(self.output_dir)
+        write_parquet_shards(ds, staging / "data")
+        if self.rejected:
+            write_parquet_shards(concatenate_datasets(self.rejected), staging / "rejected")
+        save_config(self.config, staging / "config.yaml")
+        self.funnel.write(staging / "stats.json")
+        card = build_card(
+            ds, self.info, self.config, self.funnel, seed_data=seed_data, has_rejected=bool(self.rejected)
+        )
+        card.save(staging / "README.md")
+        publish(staging, self.output_dir)
+        mark_complete(self.output_dir)
+        self._summary(ds)
+
+        if self.config.push_to_hub:
+            from builders.hub import push_output_dir
+
+            url = push_output_dir(
+                self.output_dir,
+                self.config.hub_repo_id,
+                private=self.config.hub_private,
+                revision=self.config.hub_revision,
+            )
+            print(f"pushed to {url}")
+        return self.output_dir
+
+    def _claim(self) -> None:
+        if not self._claimed and distributed.is_main_process():
+            claim_output_dir(
+                self.output_dir, self.info.name, self.config.data_fingerprint(), self.config.fingerprint_hash()
+            )
+        self._claimed = True
+
+    def _throughput(self) -> dict:
+        r = self.report
+        return {
+            "batches_generated": r.chunks_generated,
+            "batches_resumed": r.chunks_resumed,
+            "completion_tokens_generated": r.completion_tokens,
+            "engine_seconds": round(r.engine_seconds, 2),
+            "tokens_per_s": round(r.completion_tokens / r.engine_seconds, 1) if r.engine_seconds else None,
+        }
+
+    def _summary(self, ds: Dataset) -> None:
+        t = self.funnel.extra["generation"]
+        print()
+        print(self.funnel.table())
+        print()
+        print(
+            f"rows kept: {len(ds)}   elapsed: {time.time() - self.funnel.started:.0f}s   "
+            f"generation: {t['completion_tokens_generated']} tokens at {t['tokens_per_s']} tokens/s "
+            f"({t['batches_resumed']} batches resumed from checkpoints)"
+        )
+        print(f"output: {self.output_dir.resolve()}")
+        if len(ds):
+            sample = str(ds[0].get(self.info.text_column, ds[0]))
+            print(f"sample {self.info.text_column}: {sample[:400]}{' ...' if len(sample) > 400 else ''}")

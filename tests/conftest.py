@@ -1,0 +1,70 @@
+"""Shared fixtures: the real reference data, the tiny model, and a way to run a recipe like a user does."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Before anything from Hugging Face is imported: no network, and vLLM small and in-process on the CPU.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+COSMOPEDIA_SEEDS = REPO / "configs" / "cosmopedia" / "seeds.jsonl"
+
+
+def shared_data(name: str) -> Path:
+    """A file of the real reference data beside the repository (../shared/data); skip nothing silently."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.fail(f"reference data {path} is missing: tests need ../shared/data beside the repository")
+    return path
+
+
+def load_recipe(name: str):
+    """Import recipes/<name>.py as a module (recipes are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", REPO / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_recipe(name: str, *args: str) -> None:
+    """Run a recipe's main() in this process (engines are reused across runs); raises SystemExit on errors."""
+    load_recipe(name).main([str(a) for a in args])
+
+
+def run_recipe_cli(name: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a recipe as a user does, in a fresh process; returns the completed process."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "recipes" / f"{name}.py"), *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> str:
+    from builders.models import resolve_model
+
+    return resolve_model("tiny-random")
