@@ -74,6 +74,7 @@ def build_card(
     has_rejected: bool = False,
     histogram: str | None = None,
     diversity: dict | None = None,
+    sections: list[tuple[str, str]] = (),
 ) -> DatasetCard:
     configs = [{"config_name": config.hub_config_name, "data_files": [{"split": "train", "path": "data/train-*"}]}]
     if has_rejected:
@@ -121,6 +122,7 @@ def build_card(
         length_stats=length_stats(lengths),
         histogram=histogram,
         diversity=diversity,
+        sections=sections,
         columns=[(c, info.columns.get(c, "")) for c in ds.column_names],
         example=json.dumps(example, indent=2, ensure_ascii=False),
         load_path=load_path,

@@ -157,18 +157,31 @@ class Run:
         self._keep_rejected(rejected, stage)
         return kept
 
-    def dedup(self, ds: Dataset, column: str, stage: str = "dedup") -> Dataset:
-        """Exact dedup (normalised text), then MinHash near-dedup; the first row of each cluster survives."""
+    def dedup(
+        self,
+        ds: Dataset,
+        column: str,
+        stage: str = "dedup",
+        threshold: float | None = None,
+        ngram: int | None = None,
+        num_perm: int | None = None,
+        force: bool = False,
+    ) -> Dataset:
+        """Exact dedup (normalised text), then MinHash near-dedup; the first row of each cluster survives.
+
+        The MinHash settings come from the config unless given (e.g. Persona Hub dedups short personas with
+        1-grams at 0.9). `force` runs it even when the config's `dedup` is off (a method's own dedup step).
+        """
         c = self.config
-        if not c.dedup or len(ds) == 0:
+        if not (c.dedup or force) or len(ds) == 0:
             return ds
         exact, exact_stats = exact_dedup(ds, column)
         near, near_stats, removed = minhash_dedup(
             exact,
             column=column,
-            threshold=c.dedup_threshold,
-            ngram=c.dedup_ngram,
-            num_perm=c.dedup_num_perm,
+            threshold=threshold or c.dedup_threshold,
+            ngram=ngram or c.dedup_ngram,
+            num_perm=num_perm or c.dedup_num_perm,
             seed=c.seed,
             return_removed=True,
         )
@@ -188,8 +201,19 @@ class Run:
 
     # -- output --------------------------------------------------------------------------------------------
 
-    def finish(self, ds: Dataset, seed_data: str, columns: list[str] | None = None) -> Path | None:
-        """Write data, card, config and stats to output_dir (main process only), then push if asked."""
+    def finish(
+        self,
+        ds: Dataset,
+        seed_data: str,
+        columns: list[str] | None = None,
+        card_sections: list[tuple[str, str]] = (),
+        images: dict[str, bytes] | None = None,
+    ) -> Path | None:
+        """Write data, card, config and stats to output_dir (main process only), then push if asked.
+
+        `card_sections` are extra (heading, Markdown) sections for the card, e.g. a recipe's cluster table;
+        `images` are PNG files (name -> bytes) written to `images/`, which sections can link to.
+        """
         if not distributed.is_main_process():
             return None
         self._claim()
@@ -205,6 +229,9 @@ class Run:
         write_parquet_shards(ds, staging / "data")
         if self.rejected:
             write_parquet_shards(concatenate_datasets(self.rejected), staging / "rejected")
+        for name, data in (images or {}).items():
+            (staging / "images").mkdir(exist_ok=True)
+            (staging / "images" / name).write_bytes(data)
         save_config(self.config, staging / "config.yaml")
         self.funnel.write(staging / "stats.json")
         card = build_card(

@@ -9,13 +9,17 @@ from builders.errors import UserError
 from builders.models import resolve_model
 
 
-def _cpu_defaults() -> None:
-    """Settings measured to work on CPU-only machines (see ENVIRONMENT.md); a user's own values win."""
+def _has_cuda() -> bool:
     import torch
 
+    return torch.cuda.is_available()
+
+
+def _cpu_defaults() -> None:
+    """Settings measured to work on CPU-only machines (see ENVIRONMENT.md); a user's own values win."""
     # vLLM logs every engine step detail at INFO and repeats a CPU thread warning per call; errors still show.
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-    if torch.cuda.is_available():
+    if _has_cuda():
         return
     # In-process engine core: starts in ~8 s instead of ~20 s and leaves no stray logging errors at exit.
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -50,6 +54,10 @@ class VLLMEngine:
             "quantization": config.quantization,
         }
         kwargs.update({k: v for k, v in optional.items() if v is not None})
+        if not _has_cuda():
+            # Per-row seeds give every request its own torch generator; on a chunked prefill vLLM rewinds it with
+            # `set_offset`, which CPU generators do not support ("CPU Generator does not use offset").
+            kwargs["enable_chunked_prefill"] = False
         kwargs.update(config.engine_kwargs)
         try:
             llm = LLM(**kwargs)
