@@ -21,6 +21,8 @@ def apply_checks(
     ds: Dataset, checks: list[Check], desc: str, num_proc: int | None = None
 ) -> tuple[Dataset, Dataset, Counter]:
     """Return (kept, rejected, drops by reason). `rejected` has a `_drop_reason` column."""
+    if len(ds) == 0:
+        return ds, ds.add_column(REASON, []), Counter()
 
     def reasons(batch: dict[str, list]) -> dict[str, list]:
         rows = [dict(zip(batch, values)) for values in zip(*batch.values())]

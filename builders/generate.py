@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from dataclasses import dataclass
 
 import datasets
@@ -66,7 +67,8 @@ def generate_column(
 ) -> Dataset:
     """Add `output_column` (+ finish_reason, prompt_tokens, completion_tokens) to every row of `ds`.
 
-    With `sampling.n > 1` each sample becomes its own row, with a `sample_index` column.
+    With `sampling.n > 1` each sample becomes its own row, with a `sample_index` column and the row id
+    `row * n + sample_index`, so later stages give every sample its own seed.
     Returns the complete stage output, also in a multi-process run (read back from the checkpoints).
     """
     report = report or GenerationReport()
@@ -99,7 +101,9 @@ def generate_column(
         with_indices=True,
         remove_columns=part.column_names,
         load_from_cache_file=False,
-        new_fingerprint=f"{stage}-{start_row}-{len(part)}-{seed}",  # the engine cannot be hashed
+        # The engine cannot be hashed, and generated rows must never come from datasets' cache (checkpoints are
+        # the cache): a fresh fingerprint per call also keeps later maps from reusing another run's results.
+        new_fingerprint=f"{stage}-{uuid.uuid4().hex}",
         desc=f"Generating {output_column} ({stage})",
     )
     if distributed.num_processes() == 1:
@@ -125,7 +129,9 @@ def _rows_with_completions(
     for i, completions in enumerate(results):
         for k, completion in enumerate(completions if explode else completions[:1]):
             for name, values in batch.items():
-                if name not in (output_column, *GENERATION_COLUMNS):
+                if name == ROW_ID and explode:  # each sample is a row of its own, with its own seed downstream
+                    out[name].append(values[i] * len(completions) + k)
+                elif name not in (output_column, *GENERATION_COLUMNS):
                     out[name].append(values[i])
             out[output_column].append(completion.text)
             out["finish_reason"].append(completion.finish_reason)

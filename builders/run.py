@@ -18,6 +18,7 @@ import time
 from functools import cached_property
 from pathlib import Path
 
+import datasets
 from datasets import Dataset, concatenate_datasets
 
 from builders import distributed
@@ -44,6 +45,9 @@ logger = logging.getLogger("builders")
 
 class Run:
     def __init__(self, config: RecipeConfig, info: RecipeInfo):
+        # Every map of a run works on freshly generated rows; a cached result from an earlier run with the same
+        # fingerprint would silently pair old verdicts with new rows. Checkpoints are the run's cache.
+        datasets.disable_caching()
         self.config = config
         self.info = info
         self.output_dir = Path(config.output_dir)
@@ -125,6 +129,9 @@ class Run:
     ) -> Dataset:
         """Generate `output_column` for every row; finished batches are checkpointed and never redone."""
         self._claim()
+        if len(ds) == 0:  # nothing survived the earlier stages; the funnel shows why
+            self.funnel.record(stage, 0, 0)
+            return ds
         done = self.store.count_done(stage)
         if done:
             logger.info("%s: resuming, %d finished batches found in %s", stage, done, self.store.root)

@@ -5,9 +5,10 @@ import shutil
 
 import pytest
 import yaml
-from conftest import COSMOPEDIA_SEEDS, REPO, run_recipe, run_recipe_cli, write_jsonl
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
+
+from conftest import COSMOPEDIA_SEEDS, REPO, run_recipe, run_recipe_cli, write_jsonl
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")

@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
-from conftest import write_jsonl
 
 from builders.data import ROW_ID, load_rows
 from builders.errors import UserError
+from conftest import write_jsonl
 
 
 def test_loads_jsonl_parquet_csv_and_folders(tmp_path):

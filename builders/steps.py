@@ -1,0 +1,142 @@
+"""Generation steps for the generic recipe: a Jinja template filled from a row's columns, one output column.
+
+A step is `{template, output_column}` plus optional `system_prompt`, `structured_output`
+(`{"json": schema}`, `{"choice": [...]}` or `{"regex": ...}`), `n`, `use_chat_template` and sampling
+overrides (`max_new_tokens`, `temperature`, `top_p`, `top_k`, `repetition_penalty`). Steps run in
+order; each can use the columns the previous steps produced (and the fields of their JSON output).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2 import meta
+
+from builders.errors import UserError
+from builders.prompts import environment
+
+SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty")
+STEP_KEYS = {
+    "template",
+    "output_column",
+    "system_prompt",
+    "structured_output",
+    "n",
+    "use_chat_template",
+    *SAMPLING_KEYS,
+}
+TEMPLATE_SUFFIXES = (".jinja", ".j2", ".txt", ".md")
+
+
+@dataclass
+class Step:
+    template: str  # the Jinja source
+    output_column: str
+    system_prompt: str | None = None
+    structured_output: dict[str, Any] | None = None
+    n: int = 1
+    use_chat_template: bool | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def json_fields(self) -> list[str]:
+        """The top-level properties of a JSON-schema output: they become columns."""
+        schema = (self.structured_output or {}).get("json")
+        if isinstance(schema, str):
+            schema = json.loads(schema)
+        return list((schema or {}).get("properties", {}))
+
+
+def template_source(value: str, key: str = "template") -> str:
+    """A template given inline, or the path of a template file."""
+    if value.endswith(TEMPLATE_SUFFIXES) and "\n" not in value:
+        path = Path(value)
+        if not path.is_file():
+            raise UserError(
+                f"{key} file '{value}' does not exist; give an existing .jinja file or the template inline"
+            )
+        return path.read_text()
+    return value
+
+
+def parse_step(raw: dict, index: int) -> Step:
+    where = f"steps[{index}]"
+    if not isinstance(raw, dict):
+        raise UserError(f"{where} must be a mapping with `template` and `output_column`")
+    unknown = sorted(set(raw) - STEP_KEYS)
+    if unknown:
+        raise UserError(f"{where} has unknown key '{unknown[0]}'; a step accepts {', '.join(sorted(STEP_KEYS))}")
+    for key in ("template", "output_column"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise UserError(f"{where} needs `{key}` (a string)")
+    structured = raw.get("structured_output")
+    if structured is not None and (not isinstance(structured, dict) or len(structured) != 1
+                                   or next(iter(structured)) not in ("json", "choice", "regex")):  # fmt: skip
+        raise UserError(
+            f"{where}.structured_output must be one of {{json: schema}}, {{choice: [...]}}, {{regex: ...}}"
+        )
+    n = raw.get("n", 1)
+    if not isinstance(n, int) or n < 1:
+        raise UserError(f"{where}.n must be an integer >= 1, got {n!r}")
+    source = template_source(raw["template"], f"{where}.template")
+    _compile(source, f"{where}.template")
+    return Step(
+        template=source,
+        output_column=raw["output_column"],
+        system_prompt=raw.get("system_prompt"),
+        structured_output=structured,
+        n=n,
+        use_chat_template=raw.get("use_chat_template"),
+        sampling={k: raw[k] for k in SAMPLING_KEYS if k in raw},
+    )
+
+
+def check_columns(steps: list[Step], columns: list[str]) -> None:
+    """Every variable of every template must be a column of the input or an output of an earlier step."""
+    available = list(columns)
+    for i, step in enumerate(steps):
+        needed = meta.find_undeclared_variables(environment().parse(step.template))
+        missing = sorted(needed - set(available))
+        if missing:
+            raise UserError(
+                f"the template of step {i + 1} ({step.output_column}) uses column '{missing[0]}', which does not exist; "
+                f"the columns are {', '.join(c for c in available if not c.startswith('_'))}"
+            )
+        clash = [c for c in [step.output_column, *step.json_fields] if c in available]
+        if clash:
+            raise UserError(f"step {i + 1} would overwrite column '{clash[0]}'; choose another output_column")
+        available += [step.output_column, *step.json_fields]
+
+
+def render_batch(batch: dict[str, list], template: str, prompt_column: str) -> dict[str, list]:
+    compiled = environment().from_string(template)
+    rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+    return {prompt_column: [compiled.render(**row).strip() for row in rows]}
+
+
+def parse_json_batch(batch: dict[str, list], column: str, fields: list[str]) -> dict[str, list]:
+    """The fields of each JSON output as columns (None when the output is not a JSON object), and `_parsed`."""
+    out: dict[str, list] = {name: [] for name in fields}
+    out["_parsed"] = []
+    for text in batch[column]:
+        try:
+            value = json.loads(text)
+            ok = isinstance(value, dict)
+        except (json.JSONDecodeError, TypeError):
+            value, ok = {}, False
+        out["_parsed"].append(ok)
+        for name in fields:
+            field_value = value.get(name) if ok else None
+            out[name].append(json.dumps(field_value) if isinstance(field_value, (dict, list)) else field_value)
+    return out
+
+
+def _compile(source: str, where: str) -> None:
+    try:
+        environment().parse(source)
+    except jinja2.TemplateSyntaxError as err:
+        raise UserError(f"{where} is not a valid Jinja template (line {err.lineno}: {err.message})") from None
