@@ -76,9 +76,13 @@ def build_card(
     diversity: dict | None = None,
     sections: list[tuple[str, str]] = (),
 ) -> DatasetCard:
-    configs = [{"config_name": config.hub_config_name, "data_files": [{"split": "train", "path": "data/train-*"}]}]
-    if has_rejected:
-        configs.append({"config_name": "rejected", "data_files": [{"split": "train", "path": "rejected/*.parquet"}]})
+    # The default config needs no `configs:` block: `data/train-*` is the standard layout. Declaring it anyway makes
+    # datasets (5.2) cache a local folder under its basename alone, so `load_dataset(output_dir)` after a rerun, or
+    # of another folder with the same name, returns stale rows. Rejected rows (`rejected/rejected-*.parquet`) carry
+    # no split name, so split inference leaves them out.
+    configs = None
+    if config.hub_config_name != "default":
+        configs = [{"config_name": config.hub_config_name, "data_files": [{"split": "train", "path": "data/train-*"}]}]
     card_data = DatasetCardData(
         license=config.license,
         language=info.language,
@@ -86,7 +90,7 @@ def build_card(
         size_categories=[size_category(len(ds))],
         pretty_name=config.pretty_name or info.title,
         tags=list(dict.fromkeys(["synthetic", info.name, *info.tags])),
-        configs=configs,
+        **({"configs": configs} if configs else {}),
     )
     lengths = ds["completion_tokens"] if "completion_tokens" in ds.column_names else []
     example = {k: _short(v) for k, v in ds[0].items()} if len(ds) else {}
@@ -123,6 +127,7 @@ def build_card(
         histogram=histogram,
         diversity=diversity,
         sections=sections,
+        has_rejected=has_rejected,
         columns=[(c, info.columns.get(c, "")) for c in ds.column_names],
         example=json.dumps(example, indent=2, ensure_ascii=False),
         load_path=load_path,

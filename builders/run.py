@@ -235,7 +235,7 @@ class Run:
         staging = staging_dir(self.output_dir)
         write_parquet_shards(ds, staging / "data")
         if self.rejected:
-            write_parquet_shards(concatenate_datasets(self.rejected), staging / "rejected")
+            write_parquet_shards(concatenate_datasets(self.rejected), staging / "rejected", split="rejected")
         for name, data in (images or {}).items():
             (staging / "images").mkdir(exist_ok=True)
             (staging / "images" / name).write_bytes(data)

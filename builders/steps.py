@@ -125,7 +125,7 @@ def parse_json_batch(batch: dict[str, list], column: str, fields: list[str]) -> 
     for text in batch[column]:
         try:
             value = json.loads(text)
-            ok = isinstance(value, dict)
+            ok = isinstance(value, dict) and all(_storable(value.get(name)) for name in fields)
         except (json.JSONDecodeError, TypeError):
             value, ok = {}, False
         out["_parsed"].append(ok)
@@ -133,6 +133,11 @@ def parse_json_batch(batch: dict[str, list], column: str, fields: list[str]) -> 
             field_value = value.get(name) if ok else None
             out[name].append(json.dumps(field_value) if isinstance(field_value, (dict, list)) else field_value)
     return out
+
+
+def _storable(value: Any) -> bool:
+    """Arrow stores integers in 64 bits; a model can write longer ones (a drop, not a crash)."""
+    return not isinstance(value, int) or isinstance(value, bool) or -(2**63) <= value < 2**63
 
 
 def _compile(source: str, where: str) -> None:

@@ -71,6 +71,19 @@ def test_same_seed_gives_the_same_rows_and_another_seed_does_not(smoke_output, t
     assert [r["text"] for r in other] != [r["text"] for r in first]
 
 
+def test_load_dataset_sees_each_folder_and_the_latest_run(smoke_output, tmp_path):
+    # datasets caches local folders by name when the card declares `configs`: outputs must not be served stale.
+    first, second = tmp_path / "a" / "out", tmp_path / "b" / "out"
+    run_recipe("cosmopedia", "--config", SMOKE, "--output_dir", first, "--batch_size", 4, "--num_samples", 3)
+    run_recipe("cosmopedia", "--config", SMOKE, "--output_dir", second, "--batch_size", 4, "--num_samples", 5)
+    assert len(load_dataset(str(first), split="train")) == 3
+    assert len(load_dataset(str(second), split="train")) == 5
+    run_recipe(
+        "cosmopedia", "--config", SMOKE, "--output_dir", first, "--batch_size", 4, "--num_samples", 4, "--overwrite"
+    )
+    assert len(load_dataset(str(first), split="train")) == 4
+
+
 def test_rerun_resumes_from_checkpoints(smoke_output, tmp_path):
     out = tmp_path / "resume"
     shutil.copytree(smoke_output, out)

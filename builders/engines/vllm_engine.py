@@ -54,6 +54,9 @@ class VLLMEngine:
             "quantization": config.quantization,
         }
         kwargs.update({k: v for k, v in optional.items() if v is not None})
+        # Structured JSON without free whitespace: the grammar otherwise allows any amount of it, and small models
+        # fill max_new_tokens with spaces and newlines instead of closing the object. (An engine-level setting.)
+        kwargs["structured_outputs_config"] = {"backend": "xgrammar", "disable_any_whitespace": True}
         if not _has_cuda():
             # Per-row seeds give every request its own torch generator; on a chunked prefill vLLM rewinds it with
             # `set_offset`, which CPU generators do not support ("CPU Generator does not use offset").
@@ -64,7 +67,7 @@ class VLLMEngine:
         except (OSError, ValueError) as err:
             raise UserError(
                 f"vLLM could not load model '{config.model}' ({str(err).splitlines()[0][:200]}); "
-                "check `model`, `dtype` and `max_model_len`"
+                "check `model`, `dtype`, `max_model_len` and `engine_kwargs`"
             ) from None
         return cls(llm, config.model)
 
@@ -106,7 +109,6 @@ class VLLMEngine:
     @staticmethod
     def _params(sampling: Sampling, seed: int):
         from vllm import SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
 
         return SamplingParams(
             n=sampling.n,
@@ -118,5 +120,11 @@ class VLLMEngine:
             stop=list(sampling.stop) or None,
             seed=seed,
             skip_special_tokens=sampling.skip_special_tokens,
-            structured_outputs=StructuredOutputsParams(**sampling.structured) if sampling.structured else None,
+            structured_outputs=_structured(sampling.structured),
         )
+
+
+def _structured(spec: dict | None):
+    from vllm.sampling_params import StructuredOutputsParams
+
+    return StructuredOutputsParams(**spec) if spec else None
