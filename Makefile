@@ -29,7 +29,7 @@ else
 endif
 	# pip takes CUDA builds of these; with them transformers cannot import model classes (ENVIRONMENT.md)
 	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
-	$(PIP) install --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
+	$(PIP) install --no-deps --config-settings editable_mode=compat -e .
 	touch $@
 
 models: install
