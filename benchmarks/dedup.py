@@ -1,0 +1,339 @@
+"""MinHash near-dedup: builders vs the text-dedup CLI vs datasketch, on one corpus with known ground truth.
+
+    python benchmarks/dedup.py                                   # 20k documents of ~200 words, all three tools
+    python benchmarks/dedup.py --size 100000 --words 100         # scaling runs
+    python benchmarks/dedup.py --size 1000000 --words 100 --tools builders
+
+The corpus: base documents made of random lines of real text (Shakespeare, Alpaca instructions and answers),
+then, for a quarter of them, one to three copies: exact, re-cased/re-punctuated, or near copies with a
+controlled share of word edits (substitutions, deletions, insertions, swaps). The true Jaccard similarity of
+every pair in a group (word 5-grams of the NFKC, lower-cased text split on non-word characters) is computed
+exactly; documents of different groups share no lines by construction (up to chance).
+
+Every tool runs in its own subprocess on the same corpus and parameters (threshold 0.7, 5-grams, 128
+permutations, seed 42), and reports wall time and peak memory (the largest process's maximum RSS):
+- builders: `builders.dedup.minhash_dedup` on an in-memory Dataset, threads on `--cores` cores;
+- text-dedup: `python -m text_dedup.minhash` (its CLI) on a saved copy of the corpus, `--num_proc --cores`,
+  `--hash_func xxh3` (its faster hash); time is the CLI's own "Total" timer (interpreter start-up excluded);
+- datasketch: `MinHash.bulk` + `MinHashLSH` (one process: it has no parallel mode), keeping the first of
+  each duplicate group as it streams.
+
+Metrics: precision = share of removed documents that have a true duplicate (Jaccard >= threshold) in the
+corpus; recall = share of planted pairs with Jaccard >= threshold + 0.1 of which at most one document survives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import unicodedata
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+NON_ALPHA = re.compile(r"\W+")
+TOOLS = ("builders", "text-dedup", "datasketch")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the corpus
+
+
+def text_pool() -> list[str]:
+    """Lines of real text: Shakespeare's lines and the sentences of 5,000 Alpaca records."""
+    lines = [line.strip() for line in (DATA / "tinyshakespeare.txt").read_text().splitlines()]
+    pool = [line for line in lines if len(line.split()) >= 3]
+    for record in json.loads((DATA / "alpaca_5000.json").read_text()):
+        for field in ("instruction", "input", "output"):
+            pool += [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", record[field]) if len(s.split()) >= 3]
+    return list(dict.fromkeys(pool))  # each line once, so that groups share no lines
+
+
+def words(text: str) -> list[str]:
+    return [w for w in NON_ALPHA.split(unicodedata.normalize("NFKC", text).lower()) if w]
+
+
+def grams(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    w = words(text)
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+
+def near_copy(text: str, rate: float, rng: random.Random, vocab: list[str]) -> str:
+    """Edit about `rate` of the words: substitute, delete, insert or swap; also re-case a few."""
+    out = text.split()
+    for _ in range(max(1, round(rate * len(out)))):
+        i = rng.randrange(len(out))
+        op = rng.random()
+        if op < 0.4:
+            out[i] = rng.choice(vocab)
+        elif op < 0.6 and len(out) > 10:
+            del out[i]
+        elif op < 0.8:
+            out.insert(i, rng.choice(vocab))
+        elif i + 1 < len(out):
+            out[i], out[i + 1] = out[i + 1], out[i]
+    for _ in range(3):
+        i = rng.randrange(len(out))
+        out[i] = out[i].upper()
+    return " ".join(out)
+
+
+def build_corpus(size: int, n_words: int, seed: int = 0) -> tuple[list[dict], list[tuple[int, int, float]]]:
+    """Rows {id, group, kind, text} in shuffled order, and the planted pairs (id, id, true Jaccard)."""
+    rng = random.Random(seed)
+    pool = text_pool()
+    vocab = sorted({w for line in pool[:20000] for w in line.split()})
+    groups: list[list[tuple[str, str]]] = []
+    total = 0
+    while total < size:
+        lines, count = [], 0
+        while count < n_words:
+            line = pool[rng.randrange(len(pool))].split()[: n_words - count]
+            lines.append(" ".join(line))
+            count += len(line)
+        base = "\n".join(lines)
+        members = [("base", base)]
+        if rng.random() < 0.25:
+            for _ in range(rng.randint(1, 3)):
+                kind = rng.random()
+                if kind < 0.15:
+                    members.append(("exact", base))
+                elif kind < 0.25:
+                    members.append(("recased", base.upper().replace(",", " ;").replace(".", "!")))
+                else:
+                    members.append(("near", near_copy(base, rng.uniform(0.0, 0.12), rng, vocab)))
+        members = members[: size - total]
+        groups.append(members)
+        total += len(members)
+
+    rows, pairs = [], []
+    for g, members in enumerate(groups):
+        for kind, text in members:
+            rows.append({"group": g, "kind": kind, "text": text})
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    rows = [rows[i] for i in order]
+    for i, row in enumerate(rows):
+        row["id"] = i
+    by_group: dict[int, list[dict]] = {}
+    for row in rows:
+        by_group.setdefault(row["group"], []).append(row)
+    for members in by_group.values():
+        sets = [grams(m["text"]) for m in members] if len(members) > 1 else []
+        for x in range(len(members)):
+            for y in range(x + 1, len(members)):
+                union = len(sets[x] | sets[y])
+                j = len(sets[x] & sets[y]) / union if union else 0.0
+                pairs.append((members[x]["id"], members[y]["id"], j))
+    return rows, pairs
+
+
+def evaluate(kept_ids, rows, pairs, threshold: float) -> dict:
+    kept = set(int(i) for i in kept_ids)
+    removed = [r["id"] for r in rows if r["id"] not in kept]
+    has_twin = set()
+    for a, b, j in pairs:
+        if j >= threshold:
+            has_twin.update((a, b))
+    strong = [(a, b) for a, b, j in pairs if j >= threshold + 0.1]
+    found = sum(1 for a, b in strong if not (a in kept and b in kept))
+    return {
+        "removed": len(removed),
+        "precision": sum(1 for i in removed if i in has_twin) / len(removed) if removed else 1.0,
+        "recall": found / len(strong) if strong else 1.0,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the tools, each in its own process (peak memory per tool)
+
+
+def run_builders(corpus: Path, args) -> dict:
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
+    from builders.dedup import minhash_dedup
+
+    ds = Dataset(InMemoryTable(pq.read_table(corpus)))
+    before = _rss_mb()
+    start = time.perf_counter()
+    kept, stats = minhash_dedup(
+        ds, "text", args.threshold, args.ngram, args.num_perm, seed=42, num_proc=args.cores, tokenizer="word"
+    )
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "kept": kept["id"][:], "rss_before_mb": before, "stats": stats}
+
+
+def run_text_dedup(corpus: Path, args) -> dict:
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    work = Path(tempfile.mkdtemp(prefix="text-dedup-", dir=args.tmp))
+    Dataset(pq.read_table(corpus)).save_to_disk(str(work / "input"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "text_dedup.minhash",
+        "--path",
+        str(work / "input"),
+        "--local",
+        "--output",
+        str(work / "output"),
+        "--cache_dir",
+        str(work / "cache"),
+        "--column",
+        "text",
+        "--threshold",
+        str(args.threshold),
+        "--ngram",
+        str(args.ngram),
+        "--num_perm",
+        str(args.num_perm),
+        "--seed",
+        "42",
+        "--hash_func",
+        "xxh3",
+        "--num_proc",
+        str(args.cores),
+    ]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    wall = time.perf_counter() - start
+    if proc.returncode:
+        raise SystemExit(f"text-dedup failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    log = proc.stdout + proc.stderr
+    total = re.search(r"Total\s*:\s*([\d.]+)", log)
+    from datasets import load_from_disk
+
+    kept = load_from_disk(str(work / "output"))["id"][:]
+    return {"seconds": float(total.group(1)) if total else wall, "wall_seconds": wall, "kept": kept}
+
+
+def run_datasketch(corpus: Path, args) -> dict:
+    import pyarrow.parquet as pq
+    from datasketch import MinHash, MinHashLSH
+
+    table = pq.read_table(corpus)
+    texts, ids = table.column("text").to_pylist(), table.column("id").to_pylist()
+    before = _rss_mb()
+    start = time.perf_counter()
+    n = args.ngram
+
+    def shingles(text):
+        w = [t for t in NON_ALPHA.split(text.lower()) if t]
+        return {" ".join(w[i : i + n]).encode() for i in range(len(w) - n + 1)}
+
+    lsh = MinHashLSH(threshold=args.threshold, num_perm=args.num_perm)
+    kept = []
+    signatures = MinHash.generator((shingles(t) for t in texts), num_perm=args.num_perm, seed=42)
+    for doc_id, m in zip(ids, signatures):
+        if lsh.query(m):
+            continue
+        lsh.insert(doc_id, m)
+        kept.append(doc_id)
+    return {"seconds": time.perf_counter() - start, "kept": kept, "rss_before_mb": before}
+
+
+RUNNERS = {"builders": run_builders, "text-dedup": run_text_dedup, "datasketch": run_datasketch}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def worker(args) -> None:
+    result = RUNNERS[args.worker](Path(args.corpus), args)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    result["peak_rss_mb"] = max(own, children)
+    Path(args.result).write_text(json.dumps(result))
+
+
+def run_tool(tool: str, corpus: Path, args, tmp: str) -> dict:
+    result = Path(tmp) / f"{tool}.json"
+    cmd = [sys.executable, __file__, "--worker", tool, "--corpus", str(corpus), "--result", str(result), "--tmp", tmp]
+    for key in ("threshold", "ngram", "num_perm", "cores"):
+        cmd += [f"--{key}", str(getattr(args, key))]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    subprocess.run(cmd, check=True, env=env)
+    return json.loads(result.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=20_000, help="documents in the corpus")
+    parser.add_argument("--words", type=int, default=200, help="words per base document")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated: " + ", ".join(TOOLS))
+    parser.add_argument("--cores", type=int, default=2, help="processes (text-dedup) or threads (builders)")
+    parser.add_argument("--threshold", type=float, default=0.7)
+    parser.add_argument("--ngram", type=int, default=5)
+    parser.add_argument("--num_perm", type=int, default=128)
+    parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--tmp", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    if unknown := set(tools) - set(TOOLS):
+        parser.error(f"unknown tools {sorted(unknown)}; choose from {', '.join(TOOLS)}")
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    start = time.perf_counter()
+    rows, pairs = build_corpus(args.size, args.words)
+    strong = sum(1 for *_, j in pairs if j >= args.threshold + 0.1)
+    grey = sum(1 for *_, j in pairs if args.threshold <= j < args.threshold + 0.1)
+    below = sum(1 for *_, j in pairs if j < args.threshold)
+    mean_words = sum(len(r["text"].split()) for r in rows) / len(rows)
+    print(
+        f"corpus: {len(rows)} documents, {mean_words:.0f} words on average, built in {time.perf_counter() - start:.0f}s; "
+        f"planted pairs: {strong} with Jaccard >= {args.threshold + 0.1:.1f}, {grey} in "
+        f"[{args.threshold}, {args.threshold + 0.1:.1f}), {below} below {args.threshold}"
+    )
+    print(
+        f"parameters: threshold {args.threshold}, {args.ngram}-grams, {args.num_perm} permutations, "
+        f"{args.cores} cores; load average {os.getloadavg()[0]:.1f}"
+    )
+    with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
+        corpus = Path(tmp) / "corpus.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), corpus)
+        results = {}
+        for tool in tools:
+            results[tool] = run_tool(tool, corpus, args, tmp)
+            results[tool].update(evaluate(results[tool].pop("kept"), rows, pairs, args.threshold))
+
+    print()
+    print("| tool | seconds | docs/s | removed | precision | recall (J >= thr + 0.1) | peak RSS (MB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for tool, r in results.items():
+        r["docs_per_s"] = len(rows) / r["seconds"]
+        print(
+            f"| {tool} | {r['seconds']:.1f} | {r['docs_per_s']:,.0f} | {r['removed']} | {r['precision']:.4f} "
+            f"| {r['recall']:.4f} | {r['peak_rss_mb']:,.0f} |"
+        )
+    if "builders" in results:
+        ours = results["builders"]
+        print()
+        for tool, r in results.items():
+            if tool != "builders":
+                print(f"builders / {tool}: {ours['docs_per_s'] / r['docs_per_s']:.2f}x docs/s")
+        print(f"builders stats: {ours['stats']}; RSS before the call: {ours['rss_before_mb']:,.0f} MB")
+    if "text-dedup" in results:
+        print(f"text-dedup CLI wall time including interpreter start-up: {results['text-dedup']['wall_seconds']:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
