@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
-from datasets import Dataset
+from datasets import Dataset, Value
 from datasets.utils import tqdm
 
 from builders.shingles import Grams, reference_units, text_units
@@ -73,26 +73,32 @@ def _mostly_unspaced(text: str) -> bool:
 # exact
 
 
-def exact_dedup(ds: Dataset, column: str = "text", num_proc: int | None = None, return_removed: bool = False):
+def exact_dedup(
+    ds: Dataset,
+    column: str = "text",
+    min_length: int = 1,
+    num_proc: int | None = None,
+    return_removed: bool = False,
+):
     """Drop rows whose normalised text (case, spacing, punctuation folded) was seen in an earlier row.
 
-    Rows whose text has no word at all (empty, only punctuation) are kept: there is nothing to compare.
-    Returns `(kept, {"removed": n})`; with `return_removed=True`, `(kept, stats, removed)`, where `removed`
-    has a `duplicate_of` column (the index of the earlier row with the same text).
+    Rows shorter than `min_length` words (characters for text without spaces) are kept, as MinHash keeps rows
+    too short to shingle: two answers "Yes." to different questions are not duplicate rows. Returns
+    `(kept, {"removed": n})`; with `return_removed=True`, `(kept, stats, removed)`, where `removed` has a
+    `duplicate_of` column (the index of the earlier row with the same text).
     """
     n = len(ds)
     hashes = np.zeros((n, 2), dtype=U64)
-    has_words = np.zeros(n, dtype=bool)
-
+    long_enough = np.zeros(n, dtype=bool)
     table = _arrow(ds, column)
 
     def batch(start: int, stop: int) -> None:
-        units = text_units(_texts(table, column, start, stop))
+        units = text_units(_texts(table, column, start, stop), "auto")
         hashes[start:stop] = units.doc_hashes()
-        has_words[start:stop] = units.counts > 0
+        long_enough[start:stop] = units.counts >= max(min_length, 1)
 
     _run_batches(batch, n, num_proc, desc="Exact dedup")
-    rows = np.flatnonzero(has_words)
+    rows = np.flatnonzero(long_enough)
     _, first, inverse = np.unique(hashes[rows], axis=0, return_index=True, return_inverse=True)
     first_of = np.arange(n)
     first_of[rows] = rows[first][inverse.ravel()]
@@ -356,6 +362,10 @@ def _result(ds: Dataset, first: np.ndarray, stats: dict, cluster_column: str | N
         kept = kept.add_column(cluster_column, first[survivors].tolist())
     if not return_removed:
         return kept, stats
+    if len(removed_idx) == 0:  # datasets cannot add a column to an empty selection
+        features = ds.features.copy()
+        features["duplicate_of"] = Value("int64")
+        return kept, stats, Dataset.from_dict({name: [] for name in features}, features=features)
     removed = ds.select(removed_idx.tolist()).add_column("duplicate_of", first[removed_idx].tolist())
     return kept, stats, removed
 

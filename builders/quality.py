@@ -7,8 +7,8 @@
 |---|---|---|
 | too_short, too_long | it has fewer / more tokens than the bounds | quality_min_tokens, quality_max_tokens |
 | repeated_lines | lines that repeat an earlier line are more than this share of its lines | quality_max_repeated_lines |
+| looped_phrase | one phrase (1 to 30 words) comes more than this many times in a row (8 words or more) | quality_max_phrase_repeats |
 | repeated_ngrams | more than this share of its characters lie in word 5-grams that occur twice or more | quality_max_repeated_ngrams |
-| looped_phrase | one phrase (1 to 30 words) comes more than this many times in a row | quality_max_phrase_repeats |
 | html_tags | it holds more than this many HTML tags | quality_max_html_tags |
 | non_letters | more than this share of its non-space characters are not letters | quality_max_non_letters |
 | replacement_chars | it holds more than this many U+FFFD replacement characters | quality_max_replacement_chars |
@@ -52,6 +52,7 @@ LETTER_WORD = re.compile(r"\w*[^\W\d_]\w*")
 REPEAT_NGRAM = 5
 ECHO_NGRAM = 8
 MAX_PHRASE_WORDS = 30
+MIN_LOOP_WORDS = 8
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,8 +82,11 @@ def repeated_ngram_share(text: str, n: int = REPEAT_NGRAM) -> float:
     return float(lengths[covered].sum() / lengths.sum())
 
 
-def longest_phrase_loop(text: str, max_words: int = MAX_PHRASE_WORDS) -> int:
-    """Most consecutive copies of one phrase of 1 to `max_words` words ("the end. the end. the end." is 3)."""
+def longest_phrase_loop(text: str, max_words: int = MAX_PHRASE_WORDS, min_span: int = MIN_LOOP_WORDS) -> int:
+    """Most consecutive copies of one phrase of 1 to `max_words` words, among loops of `min_span` words or more.
+
+    "The end. The end. The end. The end." is 4; a short outcry such as "No, no, no, no, no." (5 words) is no loop.
+    """
     words = _words(text)
     if len(words) < 2:
         return len(words)
@@ -94,7 +98,8 @@ def longest_phrase_loop(text: str, max_words: int = MAX_PHRASE_WORDS) -> int:
             continue
         edges = np.flatnonzero(np.diff(np.concatenate(([0], same.view(np.int8), [0]))))
         run = int((edges[1::2] - edges[::2]).max())  # a run of r equal pairs is r + period words
-        best = max(best, (run + period) // period)
+        if run + period >= min_span:
+            best = max(best, (run + period) // period)
     return best
 
 
@@ -175,8 +180,8 @@ def quality_checks(
         checks.append(length)
     limits = [
         ("repeated_lines", c.quality_max_repeated_lines, repeated_line_share),
+        ("looped_phrase", c.quality_max_phrase_repeats, longest_phrase_loop),  # before n-grams: more telling
         ("repeated_ngrams", c.quality_max_repeated_ngrams, repeated_ngram_share),
-        ("looped_phrase", c.quality_max_phrase_repeats, longest_phrase_loop),
         ("html_tags", c.quality_max_html_tags, html_tag_count),
         ("non_letters", c.quality_max_non_letters, non_letter_share),
         ("replacement_chars", c.quality_max_replacement_chars, lambda t: t.count("\ufffd")),

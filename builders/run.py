@@ -187,15 +187,16 @@ class Run:
         if not (c.dedup or force) or len(ds) == 0:
             return ds
         rows_in, exact_removed = len(ds), 0
-        if exact:
-            ds, exact_stats, removed = exact_dedup(ds, column, return_removed=True)
+        ngram = ngram or c.dedup_ngram
+        if exact:  # rows too short for MinHash are skipped here too
+            ds, exact_stats, removed = exact_dedup(ds, column, min_length=ngram, return_removed=True)
             exact_removed = exact_stats["removed"]
             self._keep_rejected(removed.add_column(REASON, ["exact_duplicate"] * len(removed)), stage)
         near, near_stats, removed = minhash_dedup(
             ds,
             column=column,
             threshold=threshold or c.dedup_threshold,
-            ngram=ngram or c.dedup_ngram,
+            ngram=ngram,
             num_perm=num_perm or c.dedup_num_perm,
             seed=c.seed,
             tokenizer=tokenizer,
