@@ -4,11 +4,11 @@ import json
 import multiprocessing
 import sys
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, run_recipe_cli, shared_data, write_jsonl
-import pyarrow as pa
-import pyarrow.parquet as pq
 from datasets import Dataset
 from huggingface_hub import DatasetCard
 
