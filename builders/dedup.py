@@ -366,11 +366,11 @@ def _result(ds: Dataset, first: np.ndarray, stats: dict, cluster_column: str | N
         features = ds.features.copy()
         features["duplicate_of"] = Value("int64")
         return kept, stats, Dataset.from_dict({name: [] for name in features}, features=features)
-    removed = ds.select(removed_idx.tolist()).add_column("duplicate_of", first[removed_idx].tolist())
+    removed = ds.select(removed_idx).add_column("duplicate_of", first[removed_idx].tolist())
     return kept, stats, removed
 
 
 def _select(ds: Dataset, rows: np.ndarray) -> Dataset:
     if len(rows) == len(ds):
         return ds
-    return ds.select(rows.tolist())
+    return ds.select(rows)  # a numpy array: datasets fingerprints it fast, a list slowly

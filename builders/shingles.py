@@ -94,9 +94,7 @@ def text_units(texts: pa.Array | pa.ChunkedArray | list, char_mode: bool | np.nd
     n_docs = len(doc_off) - 1
     if len(cps) == 0:
         return Units(np.empty(0, U64), np.zeros(n_docs + 1, dtype=np.int64), np.zeros(n_docs, dtype=bool))
-    word_table, lower_table = _tables(int(cps.max()))
-    is_word = word_table[cps]
-    cps = lower_table[cps]
+    is_word, cps = _classify(cps)
 
     if isinstance(char_mode, str):
         if char_mode != "auto":
@@ -109,22 +107,20 @@ def text_units(texts: pa.Array | pa.ChunkedArray | list, char_mode: bool | np.nd
         char_mode = bool(per_doc.any())
 
     # A unit starts at a word character whose predecessor is not a word character of the same document (in
-    # character mode: at every word character), and ends likewise.
-    doc_starts, doc_ends = doc_off[:-1], doc_off[1:]
-    nonempty = doc_ends > doc_starts
-    neighbour = np.empty_like(is_word)
-    neighbour[0], neighbour[1:] = False, is_word[:-1]
-    neighbour[doc_starts[nonempty]] = False
-    starts = np.flatnonzero(is_word & (~neighbour | char_mode))
-    neighbour[:-1], neighbour[-1] = is_word[1:], False
-    neighbour[doc_ends[nonempty] - 1] = False
-    ends = np.flatnonzero(is_word & (~neighbour | char_mode)) + 1
+    # character mode: at every word character).
+    previous = np.empty_like(is_word)
+    previous[0], previous[1:] = False, is_word[:-1]
+    previous[doc_off[:-1][doc_off[:-1] < doc_off[1:]]] = False
+    starts = np.flatnonzero(is_word & (~previous | char_mode))
     counts = np.diff(np.searchsorted(starts, doc_off))
 
-    power, inverse = _powers(len(cps) + 1)
-    prefix = np.zeros(len(cps) + 1, dtype=U64)
-    np.cumsum(np.multiply(cps, power[: len(cps)], dtype=U64), out=prefix[1:])
-    hashes = _mix((prefix[ends] - prefix[starts]) * inverse[starts])
+    # A unit's hash: sum of c_j * B^j over its code points, divided by B^start. Non-word characters count 0,
+    # so the sum may run on to the next unit's start (np.add.reduceat) without changing.
+    power, inverse = _powers(len(cps))
+    values = np.multiply(cps, power[: len(cps)], dtype=U64)
+    values *= is_word
+    hashes = np.add.reduceat(values, starts) if len(starts) else np.empty(0, U64)
+    hashes = _mix(hashes * inverse[starts])
     return Units(hashes, _offsets(counts), per_doc)
 
 
@@ -133,10 +129,12 @@ def code_points(texts) -> tuple[np.ndarray, np.ndarray]:
 
     uint8 when every code point is below 256 (ASCII text: the bytes themselves, no copy), else uint32.
     """
-    data, offsets = _utf8(_string_array(texts))
+    arr = _string_array(texts)
+    data, offsets = _utf8(arr)
     if len(data) == 0 or data.max() < 0x80:  # ASCII: already NFKC, and bytes are code points
         return data, offsets
-    data, offsets = _utf8(pc.utf8_normalize(_string_array(texts), form="NFKC"))
+    if not unicodedata.is_normalized("NFKC", data.tobytes().decode("utf-8", "replace")):  # a quick check
+        data, offsets = _utf8(pc.utf8_normalize(arr, form="NFKC"))
     # Decode UTF-8: drop continuation bytes, then rebuild the code points of multi-byte sequences.
     continuation = np.flatnonzero((data & 0xC0) == 0x80)
     keep = np.ones(len(data), dtype=bool)
@@ -245,6 +243,20 @@ _lock = threading.Lock()
 _cache: dict = {}
 
 
+def _classify(cps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is a word character, lower case) per code point: arithmetic on bytes for ASCII, tables for the rest."""
+    c = cps if cps.dtype == np.uint8 else cps.astype(np.uint8)  # exact below 0x80; the rest is fixed below
+    is_word = (((c | 0x20) - ord("a")) < 26) | ((c - ord("0")) < 10) | (c == ord("_"))  # unsigned wrap-around
+    lower = c + ((c - ord("A")) < 26).view(np.uint8) * np.uint8(0x20)
+    wide = np.flatnonzero(cps >= 0x80)
+    if len(wide):
+        word_table, lower_table = _tables(int(cps[wide].max()))
+        lower = lower.astype(cps.dtype)
+        is_word[wide] = word_table[cps[wide]]
+        lower[wide] = lower_table[cps[wide]]
+    return is_word, lower
+
+
 def _tables(max_cp: int) -> tuple[np.ndarray, np.ndarray]:
     """Lookup tables over code points: is it a word character, and its lower case (first character of it).
 
@@ -255,9 +267,10 @@ def _tables(max_cp: int) -> tuple[np.ndarray, np.ndarray]:
     size = 0x100 if max_cp < 0x100 else 0x10000 if max_cp < 0x10000 else 0x110000
     with _lock:
         if size not in _cache:
-            chars = [chr(i) for i in range(size)]
-            word = np.fromiter((c.isalnum() or c == "_" for c in chars), dtype=bool, count=size)
-            lower = np.fromiter((ord(c.lower()[0]) for c in chars), dtype=np.uint32, count=size)
+            code = np.arange(size, dtype=np.uint32)
+            chars = code.view("<U1")  # numpy's str.isalnum and str.lower, one character each
+            word = np.char.isalnum(chars) | (code == ord("_"))
+            lower = np.char.lower(chars).view(np.uint32)  # one character: the first of a longer lower case
             _cache[size] = (word, lower.astype(np.uint8) if size == 0x100 else lower)
         return _cache[size]
 
