@@ -36,7 +36,10 @@ import sys
 import tempfile
 import time
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -94,85 +97,91 @@ def near_copy(text: str, rate: float, rng: random.Random, vocab: list[str]) -> s
     return " ".join(out)
 
 
-def build_corpus(size: int, n_words: int, seed: int = 0) -> tuple[list[dict], list[tuple[int, int, float]]]:
-    """Rows {id, group, kind, text} in shuffled order, and the planted pairs (id, id, true Jaccard)."""
+@dataclass
+class Corpus:
+    texts: list[str]  # in corpus order; a document's id is its position
+    kinds: list[str]  # base, exact, recased, near
+    groups: np.ndarray  # the base document each one comes from
+    pairs: np.ndarray  # (id, id) of every two documents of a group
+    jaccard: np.ndarray  # their true Jaccard similarity
+
+
+def build_corpus(size: int, n_words: int, seed: int = 0) -> Corpus:
+    """Base documents and their planted copies, shuffled; the true Jaccard of every pair within a group."""
     rng = random.Random(seed)
     pool = text_pool()
     vocab = sorted({w for line in pool[:20000] for w in line.split()})
-    groups: list[list[tuple[str, str]]] = []
-    total = 0
-    while total < size:
+    members: list[tuple[int, str, str]] = []  # (group, kind, text)
+    group = 0
+    while len(members) < size:
         lines, count = [], 0
         while count < n_words:
             line = pool[rng.randrange(len(pool))].split()[: n_words - count]
             lines.append(" ".join(line))
             count += len(line)
         base = "\n".join(lines)
-        members = [("base", base)]
+        members.append((group, "base", base))
         if rng.random() < 0.25:
             for _ in range(rng.randint(1, 3)):
                 kind = rng.random()
                 if kind < 0.15:
-                    members.append(("exact", base))
+                    members.append((group, "exact", base))
                 elif kind < 0.25:
-                    members.append(("recased", base.upper().replace(",", " ;").replace(".", "!")))
+                    members.append((group, "recased", base.upper().replace(",", " ;").replace(".", "!")))
                 else:
-                    members.append(("near", near_copy(base, rng.uniform(0.0, 0.12), rng, vocab)))
-        members = members[: size - total]
-        groups.append(members)
-        total += len(members)
-
-    rows, pairs = [], []
-    for g, members in enumerate(groups):
-        for kind, text in members:
-            rows.append({"group": g, "kind": kind, "text": text})
-    order = list(range(len(rows)))
+                    members.append((group, "near", near_copy(base, rng.uniform(0.0, 0.12), rng, vocab)))
+        group += 1
+    members = members[:size]
+    order = list(range(len(members)))
     rng.shuffle(order)
-    rows = [rows[i] for i in order]
-    for i, row in enumerate(rows):
-        row["id"] = i
-    by_group: dict[int, list[dict]] = {}
-    for row in rows:
-        by_group.setdefault(row["group"], []).append(row)
-    for members in by_group.values():
-        sets = [grams(m["text"]) for m in members] if len(members) > 1 else []
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+
+    pairs, similarity = [], []
+    start = 0
+    while start < len(members):  # members of a group are consecutive before the shuffle
+        stop = start + 1
+        while stop < len(members) and members[stop][0] == members[start][0]:
+            stop += 1
+        sets = [grams(members[i][2]) for i in range(start, stop)] if stop - start > 1 else []
+        for x in range(stop - start):
+            for y in range(x + 1, stop - start):
                 union = len(sets[x] | sets[y])
-                j = len(sets[x] & sets[y]) / union if union else 0.0
-                pairs.append((members[x]["id"], members[y]["id"], j))
-    return rows, pairs
+                pairs.append((position[start + x], position[start + y]))
+                similarity.append(len(sets[x] & sets[y]) / union if union else 0.0)
+        start = stop
+    return Corpus(
+        texts=[members[i][2] for i in order],
+        kinds=[members[i][1] for i in order],
+        groups=np.array([members[i][0] for i in order]),
+        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
+        jaccard=np.array(similarity),
+    )
 
 
-def ideal_removals(rows, pairs, threshold: float) -> int:
+def ideal_removals(corpus: Corpus, threshold: float) -> int:
     """Documents a perfect dedup removes: all but one of each group connected by Jaccard >= threshold."""
-    parent = {r["id"]: r["id"] for r in rows}
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
 
-    def root(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b, j in pairs:
-        if j >= threshold:
-            parent[root(a)] = root(b)
-    return len(rows) - len({root(r["id"]) for r in rows})
+    n = len(corpus.texts)
+    edges = corpus.pairs[corpus.jaccard >= threshold]
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return n - connected_components(graph, directed=False)[0]
 
 
-def evaluate(kept_ids, rows, pairs, threshold: float) -> dict:
-    kept = set(int(i) for i in kept_ids)
-    removed = [r["id"] for r in rows if r["id"] not in kept]
-    has_twin = set()
-    for a, b, j in pairs:
-        if j >= threshold:
-            has_twin.update((a, b))
-    strong = [(a, b) for a, b, j in pairs if j >= threshold + 0.1]
-    found = sum(1 for a, b in strong if not (a in kept and b in kept))
+def evaluate(kept_ids, corpus: Corpus, threshold: float) -> dict:
+    kept = np.zeros(len(corpus.texts), dtype=bool)
+    kept[np.asarray(kept_ids, dtype=np.int64)] = True
+    has_twin = np.zeros(len(corpus.texts), dtype=bool)
+    has_twin[corpus.pairs[corpus.jaccard >= threshold].ravel()] = True
+    strong = corpus.pairs[corpus.jaccard >= threshold + 0.1]
+    found = ~(kept[strong[:, 0]] & kept[strong[:, 1]])
+    removed = ~kept
     return {
-        "removed": len(removed),
-        "precision": sum(1 for i in removed if i in has_twin) / len(removed) if removed else 1.0,
-        "recall": found / len(strong) if strong else 1.0,
+        "removed": int(removed.sum()),
+        "precision": float(has_twin[removed].mean()) if removed.any() else 1.0,
+        "recall": float(found.mean()) if len(strong) else 1.0,
     }
 
 
@@ -325,33 +334,35 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     start = time.perf_counter()
-    rows, pairs = build_corpus(args.size, args.words)
-    strong = sum(1 for *_, j in pairs if j >= args.threshold + 0.1)
-    grey = sum(1 for *_, j in pairs if args.threshold <= j < args.threshold + 0.1)
-    below = sum(1 for *_, j in pairs if j < args.threshold)
-    mean_words = sum(len(r["text"].split()) for r in rows) / len(rows)
+    corpus = build_corpus(args.size, args.words)
+    j, thr = corpus.jaccard, args.threshold
+    mean_words = sum(len(t.split()) for t in corpus.texts) / len(corpus.texts)
     print(
-        f"corpus: {len(rows)} documents, {mean_words:.0f} words on average, built in {time.perf_counter() - start:.0f}s; "
-        f"planted pairs: {strong} with Jaccard >= {args.threshold + 0.1:.1f}, {grey} in "
-        f"[{args.threshold}, {args.threshold + 0.1:.1f}), {below} below {args.threshold}"
+        f"corpus: {len(corpus.texts)} documents, {mean_words:.0f} words on average, built in "
+        f"{time.perf_counter() - start:.0f}s; planted pairs: {(j >= thr + 0.1).sum()} with Jaccard >= {thr + 0.1:.1f}, "
+        f"{((j >= thr) & (j < thr + 0.1)).sum()} in [{thr}, {thr + 0.1:.1f}), {(j < thr).sum()} below {thr}"
     )
     print(
-        f"parameters: threshold {args.threshold}, {args.ngram}-grams, {args.num_perm} permutations, "
+        f"parameters: threshold {thr}, {args.ngram}-grams, {args.num_perm} permutations, "
         f"{args.cores} cores; load average {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
-        corpus = Path(tmp) / "corpus.parquet"
-        pq.write_table(pa.Table.from_pylist(rows), corpus)
+        path = Path(tmp) / "corpus.parquet"
+        table = pa.table({"id": np.arange(len(corpus.texts)), "kind": corpus.kinds, "text": corpus.texts})
+        pq.write_table(table, path)
+        del table
+        corpus.texts = [None] * len(corpus.texts)  # the tools read the file; free the memory they need
         results = {}
         for tool in tools:
-            results[tool] = run_tool(tool, corpus, args, tmp)
-            results[tool].update(evaluate(results[tool].pop("kept"), rows, pairs, args.threshold))
+            results[tool] = run_tool(tool, path, args, tmp)
+            results[tool].update(evaluate(results[tool].pop("kept"), corpus, thr))
+        n_docs = len(corpus.texts)
 
     print()
     print("| tool | seconds | docs/s | CPU seconds | removed | precision | recall (J >= thr + 0.1) | peak RSS (MB) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for tool, r in results.items():
-        r["docs_per_s"] = len(rows) / r["seconds"]
+        r["docs_per_s"] = n_docs / r["seconds"]
         print(
             f"| {tool} | {r['seconds']:.1f} | {r['docs_per_s']:,.0f} | {r['cpu_s']:.1f} | {r['removed']} "
             f"| {r['precision']:.4f} | {r['recall']:.4f} | {r['peak_rss_mb']:,.0f} |"
@@ -363,7 +374,7 @@ def main() -> None:
             if tool != "builders":
                 print(f"builders / {tool}: {ours['docs_per_s'] / r['docs_per_s']:.2f}x docs/s")
         print(f"builders stats: {ours['stats']}; RSS before the call: {ours['rss_before_mb']:,.0f} MB")
-    expected = ideal_removals(rows, pairs, args.threshold)
+    expected = ideal_removals(corpus, thr)
     print(f"a perfect dedup removes {expected} documents (all but one of each group joined by Jaccard >= threshold)")
     if "text-dedup" in results:
         wall = results["text-dedup"]["wall_seconds"]

@@ -3,8 +3,8 @@
     kept, stats = exact_dedup(ds, "text")                       # same normalised text
     kept, stats = minhash_dedup(ds, "text", threshold=0.7)      # word 5-gram Jaccard >= 0.7
 
-MinHash + LSH as in text-dedup, with its band/row choice (`optimal_param`), restructured so that no step
-loops over rows in Python:
+MinHash + LSH as in text-dedup, with its band/row choice (`optimal_param`, recomputed here with numpy),
+restructured so that no step loops over rows in Python:
 
 1. n-grams. Words (or, for text without spaces, characters) of a whole batch at once, each n-gram hashed to
    64 bits (`builders.shingles`); documents with fewer than `ngram` units are skipped, never deleted.
@@ -19,9 +19,8 @@ loops over rows in Python:
 5. Clusters. Connected components of the accepted pairs (scipy); the first row of each cluster survives.
 
 Batches run on threads (numpy and pyarrow release the GIL): no process pool, no pickling, and nothing here
-touches the multiprocessing start method. We import from `text_dedup.utils` only, never `text_dedup.minhash`:
-importing the latter forces the `fork` start method on the whole process, which breaks vLLM (it needs `spawn`).
-Nothing is written to disk.
+touches the multiprocessing start method. Nothing imports `text_dedup.minhash`, which forces the `fork` start
+method on the whole process and so breaks vLLM (it needs `spawn`). Nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -180,11 +179,32 @@ def minhash_dedup(
 
 @lru_cache(maxsize=64)
 def lsh_params(threshold: float, num_perm: int, verify: bool = True) -> tuple[int, int]:
-    """(bands, rows) from text-dedup's `optimal_param`; with verification, false negatives weigh 0.9."""
-    from text_dedup.utils import optimal_param  # utils only: text_dedup.minhash would force `fork`
-
+    """(bands, rows): text-dedup's (and datasketch's) `optimal_param`; with verification, false negatives weigh 0.9."""
     weights = (0.1, 0.9) if verify else (0.5, 0.5)
-    return optimal_param(threshold, num_perm, false_positive_weight=weights[0], false_negative_weight=weights[1])
+    return optimal_param(threshold, num_perm, *weights)
+
+
+def optimal_param(
+    threshold: float, num_perm: int, false_positive_weight: float = 0.5, false_negative_weight: float = 0.5
+) -> tuple[int, int]:
+    """The (bands, rows) that minimise the weighted areas of false positives and false negatives.
+
+    text_dedup.utils.optimal_param (from datasketch), computed for all (b, r) at once: the integrands are
+    polynomials of degree b * r <= num_perm, which Gauss-Legendre quadrature with num_perm / 2 + 1 nodes
+    integrates exactly (importing text_dedup.utils or scipy.integrate would cost 0.3 s a process).
+    """
+    b, r = zip(*[(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)])
+    b, r = np.array(b, dtype=float)[:, None], np.array(r, dtype=float)[:, None]
+    nodes, weights = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
+
+    def integral(f, lo: float, hi: float) -> np.ndarray:
+        s = (nodes + 1) * (hi - lo) / 2 + lo
+        return f(s[None, :]) @ weights * (hi - lo) / 2
+
+    false_positive = integral(lambda s: 1 - (1 - s**r) ** b, 0.0, threshold)
+    false_negative = integral(lambda s: (1 - s**r) ** b, threshold, 1.0)
+    best = int(np.argmin(false_positive * false_positive_weight + false_negative * false_negative_weight))
+    return int(b[best, 0]), int(r[best, 0])
 
 
 def _permutations(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:

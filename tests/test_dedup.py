@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO, shared_data
 from datasets import Dataset
 
-from builders.dedup import exact_dedup, jaccard, minhash_dedup, normalize, shingles
+from builders.dedup import exact_dedup, jaccard, lsh_params, minhash_dedup, normalize, optimal_param, shingles
 from builders.shingles import reference_units, text_units
 
 ODD_TEXTS = [
@@ -208,3 +208,15 @@ def test_bad_arguments_are_refused():
         minhash_dedup(ds, column="body")
     assert minhash_dedup(Dataset.from_dict({"text": []}))[1]["removed"] == 0
     assert np.array_equal(text_units([]).offsets, [0])
+
+
+def test_band_and_row_choice_is_text_dedups():
+    from text_dedup.utils import optimal_param as text_dedup_optimal_param
+
+    for num_perm in (64, 128, 256):
+        for threshold in (0.5, 0.7, 0.85):
+            for weights in ((0.5, 0.5), (0.1, 0.9)):
+                assert optimal_param(threshold, num_perm, *weights) == text_dedup_optimal_param(
+                    threshold, num_perm, *weights
+                )
+    assert lsh_params(0.7, 128) == (20, 6) and lsh_params(0.7, 128, verify=False) == (14, 9)
