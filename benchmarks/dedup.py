@@ -12,7 +12,9 @@ every pair in a group (word 5-grams of the NFKC, lower-cased text split on non-w
 exactly; documents of different groups share no lines by construction (up to chance).
 
 Every tool runs in its own subprocess on the same corpus and parameters (threshold 0.7, 5-grams, 128
-permutations, seed 42), and reports wall time and peak memory (the largest process's maximum RSS):
+permutations, seed 42), and reports wall time, CPU time (all its threads and processes) and peak memory: the
+peak RSS of the process during the timed call, with the corpus already in memory (Linux's VmHWM, reset just
+before), or, for the text-dedup CLI, the largest RSS of its processes over their whole life:
 - builders: `builders.dedup.minhash_dedup` on an in-memory Dataset, threads on `--cores` cores;
 - text-dedup: `python -m text_dedup.minhash` (its CLI) on a saved copy of the corpus, `--num_proc --cores`,
   `--hash_func xxh3` (its faster hash); time is the CLI's own "Total" timer (interpreter start-up excluded);
@@ -190,29 +192,35 @@ def evaluate(kept_ids, corpus: Corpus, threshold: float) -> dict:
 
 
 def run_builders(corpus: Path, args) -> dict:
-    import pyarrow.parquet as pq
     from datasets import Dataset
-    from datasets.table import InMemoryTable
 
     from builders.dedup import minhash_dedup
 
-    ds = Dataset(InMemoryTable(pq.read_table(corpus)))
+    ds = Dataset.from_file(str(corpus))  # memory-mapped, as `load_dataset` gives it
     before, cpu = _rss_mb(), _cpu_seconds()
+    _reset_peak_rss()
     start = time.perf_counter()
     kept, stats = minhash_dedup(
         ds, "text", args.threshold, args.ngram, args.num_perm, seed=42, num_proc=args.cores, tokenizer="word"
     )
     seconds = time.perf_counter() - start
-    cpu = _cpu_seconds() - cpu
-    return {"seconds": seconds, "cpu_s": cpu, "kept": kept["id"][:], "rss_before_mb": before, "stats": stats}
+    cpu, peak = _cpu_seconds() - cpu, _peak_rss_mb()
+    kept = kept["id"][:]
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "kept": kept,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak,
+        "stats": stats,
+    }
 
 
 def run_text_dedup(corpus: Path, args) -> dict:
-    import pyarrow.parquet as pq
     from datasets import Dataset
 
     work = Path(tempfile.mkdtemp(prefix="text-dedup-", dir=args.tmp))
-    Dataset(pq.read_table(corpus)).save_to_disk(str(work / "input"))
+    Dataset.from_file(str(corpus)).save_to_disk(str(work / "input"))
     cmd = [
         sys.executable,
         "-m",
@@ -250,16 +258,18 @@ def run_text_dedup(corpus: Path, args) -> dict:
 
     kept = load_from_disk(str(work / "output"))["id"][:]
     seconds = float(total.group(1)) if total else wall
-    return {"seconds": seconds, "wall_seconds": wall, "cpu_s": cpu, "kept": kept}
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the CLI's largest process, all its life
+    return {"seconds": seconds, "wall_seconds": wall, "cpu_s": cpu, "kept": kept, "peak_rss_mb": peak}
 
 
 def run_datasketch(corpus: Path, args) -> dict:
-    import pyarrow.parquet as pq
+    from datasets import Dataset
     from datasketch import MinHash, MinHashLSH
 
-    table = pq.read_table(corpus)
+    table = Dataset.from_file(str(corpus)).data
     texts, ids = table.column("text").to_pylist(), table.column("id").to_pylist()
     before, cpu = _rss_mb(), _cpu_seconds()
+    _reset_peak_rss()
     start = time.perf_counter()
     n = args.ngram
 
@@ -276,7 +286,14 @@ def run_datasketch(corpus: Path, args) -> dict:
         lsh.insert(doc_id, m)
         kept.append(doc_id)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "cpu_s": _cpu_seconds() - cpu, "kept": kept, "rss_before_mb": before}
+    peak = _peak_rss_mb()
+    return {
+        "seconds": seconds,
+        "cpu_s": _cpu_seconds() - cpu,
+        "kept": kept,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak,
+    }
 
 
 RUNNERS = {"builders": run_builders, "text-dedup": run_text_dedup, "datasketch": run_datasketch}
@@ -287,6 +304,16 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _reset_peak_rss() -> None:
+    """Start the kernel's peak-RSS counter (VmHWM) afresh: the peak then covers the timed call only."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
 def _cpu_seconds() -> float:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
@@ -294,9 +321,6 @@ def _cpu_seconds() -> float:
 
 def worker(args) -> None:
     result = RUNNERS[args.worker](Path(args.corpus), args)
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    result["peak_rss_mb"] = max(own, children)
     Path(args.result).write_text(json.dumps(result))
 
 
@@ -331,7 +355,6 @@ def main() -> None:
         parser.error(f"unknown tools {sorted(unknown)}; choose from {', '.join(TOOLS)}")
 
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     start = time.perf_counter()
     corpus = build_corpus(args.size, args.words)
@@ -347,9 +370,10 @@ def main() -> None:
         f"{args.cores} cores; load average {os.getloadavg()[0]:.1f}"
     )
     with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
-        path = Path(tmp) / "corpus.parquet"
+        path = Path(tmp) / "corpus.arrow"
         table = pa.table({"id": np.arange(len(corpus.texts)), "kind": corpus.kinds, "text": corpus.texts})
-        pq.write_table(table, path)
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=10_000)  # an Arrow stream, like datasets' cache files
         del table
         corpus.texts = [None] * len(corpus.texts)  # the tools read the file; free the memory they need
         results = {}

@@ -252,14 +252,14 @@ def candidate_pairs(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
         starts = np.flatnonzero(run_start)
         first = np.minimum.reduceat(members, starts)[np.cumsum(run_start) - 1]
         later = np.flatnonzero(~run_start)
-        found.append(np.stack((first[later], members[later]), axis=1))
-        found.append(np.stack((members[later - 1], members[later]), axis=1))
+        n = np.int64(len(band))
+        for u, v in ((first[later], members[later]), (members[later - 1], members[later])):
+            found.append((np.minimum(u, v) * n + np.maximum(u, v))[u != v])
     if not found:
         return np.empty((0, 2), dtype=np.int64)
-    pairs = np.concatenate(found)
-    pairs = np.sort(pairs, axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
-    return np.unique(pairs, axis=0)
+    n = np.int64(keys.shape[1])
+    codes = np.unique(np.concatenate(found))  # a pair (u, v), u < v, is the one integer u * n + v
+    return np.stack((codes // n, codes % n), axis=1)
 
 
 def pair_jaccard(
