@@ -8,10 +8,11 @@ restructured so that no step loops over rows in Python:
 
 1. n-grams. Words (or, for text without spaces, characters) of a whole batch at once, each n-gram hashed to
    64 bits (`builders.shingles`); documents with fewer than `ngram` units are skipped, never deleted.
-2. Signatures. For each permutation k, `h_k(x) = a_k * x + b_k (mod 2^32)` with odd `a_k`, applied to the
+2. Signatures. For each permutation k, `h_k(x) = a_k * x (mod 2^32)` with a random odd `a_k`, applied to the
    32-bit n-gram hashes of the batch and reduced per document with `np.minimum.reduceat`. An odd multiplier
-   makes each `h_k` a bijection of uniformly random hashes, so each permutation is exactly min-wise; this is
-   text-dedup's `hash_bits=32` scheme without its modulo. Each band of `rows` values becomes one integer.
+   makes each `h_k` a bijection of uniformly random hashes, so each permutation is exactly min-wise (measured:
+   the Jaccard estimates have the binomial variance J(1-J)/k); text-dedup's `(a * x + b) mod p` costs two
+   more passes. Each band of `rows` values becomes one 64-bit integer.
 3. Candidates. Per band, documents are sorted by band key; equal neighbours are candidate pairs.
 4. Verification (default). The true Jaccard of each candidate pair is computed from its n-gram sets and pairs
    below the threshold are dropped, so LSH can favour recall (`false_negative_weight=0.9`) without paying
@@ -139,7 +140,7 @@ def minhash_dedup(
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     n = len(ds)
     bands, rows = lsh_params(threshold, num_perm, verify)
-    a, b = _permutations(seed, bands * rows)
+    multipliers = _permutations(seed, bands * rows)
     char_mode = {"word": False, "char": True, "auto": "auto"}[tokenizer]
     keys = np.empty((bands, n), dtype=U64)
     has_grams = np.zeros(n, dtype=bool)
@@ -150,10 +151,10 @@ def minhash_dedup(
         has = grams.counts > 0
         has_grams[start:stop] = has
         if has.any():
-            keys[:, start:stop][:, has] = band_keys(grams, a, b, bands, rows)
+            keys[:, start:stop][:, has] = band_keys(grams, multipliers, bands, rows)
 
     _run_batches(signature_batch, n, num_proc, batch_size, desc="MinHash signatures")
-    pairs = candidate_pairs(keys, np.flatnonzero(has_grams))
+    pairs = candidate_pairs(keys, np.flatnonzero(has_grams), num_proc)
     candidates = len(pairs)
     if verify and len(pairs):
         sure = np.zeros(len(pairs), dtype=bool)
@@ -207,14 +208,13 @@ def optimal_param(
     return int(b[best, 0]), int(r[best, 0])
 
 
-def _permutations(seed: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+def _permutations(seed: int, count: int) -> np.ndarray:
+    """Odd multipliers: x -> a * x mod 2^32 is then a bijection, a permutation of the 32-bit n-gram hashes."""
     rng = np.random.default_rng(seed)
-    a = rng.integers(0, 1 << 32, size=count, dtype=np.uint32) | np.uint32(1)  # odd: a bijection mod 2^32
-    b = rng.integers(0, 1 << 32, size=count, dtype=np.uint32)
-    return a, b
+    return rng.integers(0, 1 << 32, size=count, dtype=np.uint32) | np.uint32(1)
 
 
-def band_keys(grams: Grams, a: np.ndarray, b: np.ndarray, bands: int, rows: int) -> np.ndarray:
+def band_keys(grams: Grams, a: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """MinHash signatures of the documents that have n-grams, folded into one uint64 per band: (bands, docs)."""
     x = (grams.hashes >> U64(32)).astype(np.uint32)
     starts = grams.offsets[:-1][grams.counts > 0]
@@ -222,7 +222,6 @@ def band_keys(grams: Grams, a: np.ndarray, b: np.ndarray, bands: int, rows: int)
     sig = np.empty((bands * rows, len(starts)), dtype=np.uint32)
     for k in range(bands * rows):
         np.multiply(x, a[k], out=t)
-        t += b[k]
         np.minimum.reduceat(t, starts, out=sig[k])
     keys = np.empty((bands, len(starts)), dtype=U64)
     for band in range(bands):
@@ -234,31 +233,30 @@ def band_keys(grams: Grams, a: np.ndarray, b: np.ndarray, bands: int, rows: int)
     return keys
 
 
-def candidate_pairs(keys: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def candidate_pairs(keys: np.ndarray, rows: np.ndarray, num_proc: int | None = None) -> np.ndarray:
     """Pairs of rows whose keys agree in some band, as (earlier, later) rows, each pair once.
 
     In a bucket of equal keys every member is paired with the bucket's first row and with its neighbour in
-    sorted order: enough to connect the bucket, and linear in its size.
+    sorted order: enough to connect the bucket, and linear in its size. Bands run on threads.
     """
-    found = []
-    for band in keys:
+    n = np.int64(keys.shape[1])
+
+    def band_pairs(band: np.ndarray) -> np.ndarray:
         k = band[rows]
         order = np.argsort(k)
         k, members = k[order], rows[order]
         same = k[1:] == k[:-1]
-        if not same.any():
-            continue
         run_start = np.concatenate(([True], ~same))
-        starts = np.flatnonzero(run_start)
-        first = np.minimum.reduceat(members, starts)[np.cumsum(run_start) - 1]
+        first = np.minimum.reduceat(members, np.flatnonzero(run_start))[np.cumsum(run_start) - 1]
         later = np.flatnonzero(~run_start)
-        n = np.int64(len(band))
+        codes = []
         for u, v in ((first[later], members[later]), (members[later - 1], members[later])):
-            found.append((np.minimum(u, v) * n + np.maximum(u, v))[u != v])
-    if not found:
+            codes.append((np.minimum(u, v) * n + np.maximum(u, v))[u != v])
+        return np.concatenate(codes)
+
+    if len(rows) < 2:
         return np.empty((0, 2), dtype=np.int64)
-    n = np.int64(keys.shape[1])
-    codes = np.unique(np.concatenate(found))  # a pair (u, v), u < v, is the one integer u * n + v
+    codes = np.unique(np.concatenate(_map_threads(band_pairs, list(keys), num_proc)))  # pair (u, v): u * n + v
     return np.stack((codes // n, codes % n), axis=1)
 
 
@@ -287,15 +285,18 @@ def pair_jaccard(
     offsets = np.concatenate(([0], np.cumsum(counts)))
     u, v = np.searchsorted(docs, pairs[:, 0]), np.searchsorted(docs, pairs[:, 1])
 
-    out = np.empty(len(pairs))
     done = np.cumsum(counts[u] + counts[v])
-    start = 0
+    chunks, start = [], 0
     while start < len(pairs):  # chunks of about 4M n-gram hashes
         base = done[start - 1] if start else 0
         stop = max(start + 1, int(np.searchsorted(done, base + (1 << 22), side="right")))
-        out[start:stop] = _chunk_jaccard(hashes, offsets, counts, u[start:stop], v[start:stop])
+        chunks.append((start, stop))
         start = stop
-    return out
+
+    def chunk(bounds: tuple[int, int]) -> np.ndarray:
+        return _chunk_jaccard(hashes, offsets, counts, u[slice(*bounds)], v[slice(*bounds)])
+
+    return np.concatenate(_map_threads(chunk, chunks, num_proc))
 
 
 def _chunk_jaccard(hashes, offsets, counts, u, v) -> np.ndarray:
@@ -388,6 +389,15 @@ def _result(ds: Dataset, first: np.ndarray, stats: dict, cluster_column: str | N
         return kept, stats, Dataset.from_dict({name: [] for name in features}, features=features)
     removed = ds.select(removed_idx).add_column("duplicate_of", first[removed_idx].tolist())
     return kept, stats, removed
+
+
+def _map_threads(fn: Callable, items: list, num_proc: int | None) -> list:
+    """[fn(item) for item in items], on threads (the work is numpy, which releases the GIL)."""
+    workers = max(1, min(num_proc or os.cpu_count() or 1, len(items)))
+    if workers == 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def _select(ds: Dataset, rows: np.ndarray) -> Dataset:

@@ -117,8 +117,7 @@ def text_units(texts: pa.Array | pa.ChunkedArray | list, char_mode: bool | np.nd
     # A unit's hash: sum of c_j * B^j over its code points, divided by B^start. Non-word characters count 0,
     # so the sum may run on to the next unit's start (np.add.reduceat) without changing.
     power, inverse = _powers(len(cps))
-    values = np.multiply(cps, power[: len(cps)], dtype=U64)
-    values *= is_word
+    values = np.multiply(cps * is_word, power[: len(cps)], dtype=U64)
     hashes = np.add.reduceat(values, starts) if len(starts) else np.empty(0, U64)
     hashes = _mix(hashes * inverse[starts])
     return Units(hashes, _offsets(counts), per_doc)
@@ -127,14 +126,13 @@ def text_units(texts: pa.Array | pa.ChunkedArray | list, char_mode: bool | np.nd
 def code_points(texts) -> tuple[np.ndarray, np.ndarray]:
     """NFKC-normalised code points of all texts, concatenated, and each text's offsets into them.
 
-    uint8 when every code point is below 256 (ASCII text: the bytes themselves, no copy), else uint32.
+    The narrowest of uint8 (ASCII text: the bytes themselves, no copy), uint16 and uint32 that holds them.
     """
     arr = _string_array(texts)
     data, offsets = _utf8(arr)
     if len(data) == 0 or data.max() < 0x80:  # ASCII: already NFKC, and bytes are code points
         return data, offsets
-    if not unicodedata.is_normalized("NFKC", data.tobytes().decode("utf-8", "replace")):  # a quick check
-        data, offsets = _utf8(pc.utf8_normalize(arr, form="NFKC"))
+    data, offsets = _nfkc(data, offsets)
     # Decode UTF-8: drop continuation bytes, then rebuild the code points of multi-byte sequences.
     continuation = np.flatnonzero((data & 0xC0) == 0x80)
     keep = np.ones(len(data), dtype=bool)
@@ -149,10 +147,29 @@ def code_points(texts) -> tuple[np.ndarray, np.ndarray]:
         for k in range(1, nbytes):
             value = (value << 6) | (padded[leads[sel] + k] & 0x3F)
         values[sel] = value
-    wide = len(values) and values.max() >= 0x100
-    cps = data[keep].astype(np.uint32 if wide else np.uint8)
+    top = int(values.max()) if len(values) else 0
+    cps = data[keep].astype(np.uint8 if top < 0x100 else np.uint16 if top < 0x10000 else np.uint32)
     cps[leads - np.searchsorted(continuation, leads)] = values
     return cps, offsets - np.searchsorted(continuation, offsets)
+
+
+def _nfkc(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """NFKC of the texts in a UTF-8 buffer: only texts with a non-ASCII byte are checked, few are rewritten."""
+    docs = np.unique(np.searchsorted(offsets, np.flatnonzero(data >= 0x80), side="right") - 1)
+    fixed, view, bounds = {}, memoryview(data), offsets.tolist()
+    for d in docs.tolist():
+        text = str(view[bounds[d] : bounds[d + 1]], "utf-8", "replace")
+        if not unicodedata.is_normalized("NFKC", text):
+            fixed[d] = np.frombuffer(unicodedata.normalize("NFKC", text).encode("utf-8"), dtype=np.uint8)
+    if not fixed:
+        return data, offsets
+    parts, lengths, start = [], np.diff(offsets), 0
+    for d, replacement in fixed.items():
+        parts += [data[offsets[start] : offsets[d]], replacement]
+        lengths[d] = len(replacement)
+        start = d + 1
+    parts.append(data[offsets[start] :])
+    return np.concatenate(parts), _offsets(lengths)
 
 
 def _utf8(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
