@@ -282,14 +282,15 @@ def pair_jaccard(
     _run_batches(batch, len(docs), num_proc, batch_size, desc="Verifying candidate pairs")
     hashes = np.concatenate([h for h, _ in sets])
     counts = np.concatenate([c for _, c in sets])
+    sets.clear()
     offsets = np.concatenate(([0], np.cumsum(counts)))
     u, v = np.searchsorted(docs, pairs[:, 0]), np.searchsorted(docs, pairs[:, 1])
 
     done = np.cumsum(counts[u] + counts[v])
     chunks, start = [], 0
-    while start < len(pairs):  # chunks of about 4M n-gram hashes
+    while start < len(pairs):  # chunks of about 2M n-gram hashes (about 100 MB of work arrays each)
         base = done[start - 1] if start else 0
-        stop = max(start + 1, int(np.searchsorted(done, base + (1 << 22), side="right")))
+        stop = max(start + 1, int(np.searchsorted(done, base + (1 << 21), side="right")))
         chunks.append((start, stop))
         start = stop
 
