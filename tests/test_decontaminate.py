@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from conftest import shared_data, write_jsonl
 from datasets import Dataset
 
 from builders.decontaminate import decontaminate, load_benchmarks
 from builders.errors import UserError
+from conftest import shared_data, write_jsonl
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import REPO, shared_data
 from datasets import Dataset
 
 from builders.dedup import exact_dedup, jaccard, lsh_params, minhash_dedup, normalize, optimal_param, shingles
 from builders.shingles import reference_units, text_units
+from conftest import REPO, shared_data
 
 ODD_TEXTS = [
     "  héllo, wörld!! 你好，世界 x_y 3.14 ",

@@ -8,11 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, run_recipe_cli, shared_data, write_jsonl
 from datasets import Dataset
 from huggingface_hub import DatasetCard
 
 from builders.dedup import jaccard
+from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, run_recipe_cli, shared_data, write_jsonl
 
 
 def read_output(folder, part: str = "data") -> Dataset:

@@ -4,7 +4,6 @@ import dataclasses
 import json
 
 import pytest
-from conftest import shared_data
 from datasets import Dataset
 
 from builders.config import RecipeConfig
@@ -17,6 +16,7 @@ from builders.quality import (
     repeated_line_share,
     repeated_ngram_share,
 )
+from conftest import shared_data
 
 
 @pytest.fixture(scope="module")
