@@ -27,7 +27,6 @@ method on the whole process and so breaks vLLM (it needs `spawn`). Nothing is wr
 from __future__ import annotations
 
 import os
-import re
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +38,6 @@ from datasets.utils import tqdm
 
 from builders.shingles import Grams, reference_units, text_units
 
-NON_ALPHA = re.compile(r"\W+", re.UNICODE)
 U64 = np.uint64
 BATCH_SIZE = 2048
 _BAND_MULTIPLIER = U64(0x9FB21C651E98DF25)

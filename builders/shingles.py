@@ -5,10 +5,12 @@ Unicode NFKC, lower case, and every run of characters that are not word characte
 underscore: Python's `\\W`) separates words. A document's *units* are its words, or, for text written without
 spaces (Chinese, Japanese), its word characters one by one. An n-gram is n consecutive units of one document.
 
-Everything is vectorised over a batch: the UTF-8 bytes of the batch are decoded into code points with numpy,
-a unit's hash is a polynomial hash of its code points (computed for all units at once from prefix sums,
-modulo 2^64), and an n-gram's hash is a polynomial hash of its units' hashes, mixed by murmur3's finaliser.
-Two equal n-grams always get equal hashes; two different ones collide with probability about 2^-64.
+Everything is vectorised over a batch: the UTF-8 bytes of the batch are decoded into code points with numpy
+(ASCII is classified and lower-cased by arithmetic, other characters through lookup tables built from Python's
+own `str.isalnum` and `str.lower`), a unit's hash is a polynomial hash of its code points modulo 2^64 (all
+units at once with `np.add.reduceat`), and an n-gram's hash is a polynomial hash of its units' hashes, mixed
+by murmur3's finaliser. Equal n-grams get equal hashes; different ones collide with probability about 2^-64.
+Only texts that are not already NFKC (a quick check on the texts with a non-ASCII byte) are rewritten.
 
     units = text_units(pa.array(texts), char_mode)      # one hash per word (or character), per document
     grams = units.ngrams(5)                             # one hash per 5-gram; grams.counts[i] per document
@@ -82,10 +84,6 @@ class Grams:
     @property
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
-
-    def doc_sets(self) -> list[np.ndarray]:
-        """The sorted distinct n-gram hashes of each document (for exact Jaccard)."""
-        return [np.unique(self.hashes[a:b]) for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
 
 def text_units(texts: pa.Array | pa.ChunkedArray | list, char_mode: bool | np.ndarray | str = False) -> Units:
