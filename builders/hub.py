@@ -15,12 +15,14 @@ reads it only at import).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from builders.errors import UserError
 from builders.sink import FINAL_NAMES, STAGING, is_complete
 
 README = "README.md"
+LOAD_SNIPPET = re.compile(r'load_dataset\("[^"]*"(, "[^"]*")?, split="train"\)')
 
 
 def require_token() -> str:
@@ -119,7 +121,7 @@ def commit_operations(api, output_dir: Path, repo_id: str, revision: str | None,
             if not file.name.startswith("."):
                 additions[prefix + file.relative_to(output_dir).as_posix()] = file
     remote_files = set(_remote_files(api, repo_id, revision))
-    card = repo_card(output_dir / README, prefix, _remote_card(api, repo_id, revision, remote_files))
+    card = repo_card(output_dir / README, repo_id, config_name, _remote_card(api, repo_id, revision, remote_files))
     operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in additions.items()]
     operations.append(CommitOperationAdd(path_in_repo=README, path_or_fileobj=str(card).encode()))
     ours = [f"{prefix}{name}" for name in FINAL_NAMES if name != README]
@@ -130,24 +132,26 @@ def commit_operations(api, output_dir: Path, repo_id: str, revision: str | None,
     return operations
 
 
-def repo_card(local_readme: Path, prefix: str, remote_card=None):
-    """The card for the repository: the local one, with its data paths under `prefix` and the other configs
-    already on the Hub kept in its `configs:` metadata."""
+def repo_card(local_readme: Path, repo_id: str, config_name: str, remote_card=None):
+    """The card for the repository: the local one with its data under `<config_name>/` (unless `default`),
+    its configs renamed to `config_name` (and `<config_name>-rejected`), the other configs already on the
+    Hub kept in `configs:`, and the `load_dataset` snippet pointing at `repo_id`."""
     from huggingface_hub import DatasetCard
 
+    prefix = "" if config_name == "default" else f"{config_name}/"
     card = DatasetCard.load(local_readme)
     configs = []
     for entry in card.data.get("configs") or []:
-        entry = dict(entry)
-        if prefix:
-            if entry["config_name"] == "rejected":
-                entry["config_name"] = f"{prefix.rstrip('/')}-rejected"
-            entry["data_files"] = [{**f, "path": prefix + f["path"]} for f in entry["data_files"]]
-        configs.append(entry)
+        rejected = entry["config_name"] == "rejected"
+        name = ("rejected" if not prefix else f"{config_name}-rejected") if rejected else config_name
+        files = [{**f, "path": prefix + f["path"]} for f in entry["data_files"]]
+        configs.append({**entry, "config_name": name, "data_files": files})
     ours = {c["config_name"] for c in configs}
     if remote_card is not None:
         configs = [c for c in remote_card.data.get("configs") or [] if c["config_name"] not in ours] + configs
     card.data.configs = configs
+    config_arg = f', "{config_name}"' if prefix else ""
+    card.text = LOAD_SNIPPET.sub(lambda _: f'load_dataset("{repo_id}"{config_arg}, split="train")', card.text)
     if prefix:
         card.text = card.text.replace("](images/", f"]({prefix}images/")
     return card

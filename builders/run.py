@@ -96,9 +96,7 @@ class Run:
         """
         from transformers import AutoTokenizer
 
-        from builders.models import resolve_model
-
-        from builders.models import EMBEDDED_MODELS
+        from builders.models import EMBEDDED_MODELS, resolve_model
 
         if self.config.backend != "openai" or self.config.model in EMBEDDED_MODELS:
             path = resolve_model(self.config.model, revision=self.config.model_revision)

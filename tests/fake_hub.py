@@ -113,7 +113,9 @@ def _handler(hub: FakeHub):
 
         def _dispatch(self, method: str, s: list[str], query: str) -> None:
             if s[:2] == ["api", "whoami-v2"]:
-                return self._send(200, {"type": "user", "name": "tester", "orgs": [], "auth": {"type": "access_token"}})
+                return self._send(
+                    200, {"type": "user", "name": "tester", "orgs": [], "auth": {"type": "access_token"}}
+                )
             if s[:2] == ["api", "validate-yaml"]:
                 return self._send(200, {"errors": [], "warnings": []})
             if s[:3] == ["api", "repos", "create"]:
@@ -133,7 +135,12 @@ def _handler(hub: FakeHub):
                 if action == "preupload":
                     files = json.loads(self._body())["files"]
                     return self._send(
-                        200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]}
+                        200,
+                        {
+                            "files": [
+                                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+                            ]
+                        },
                     )
                 if action == "commit":
                     return self._receive_commit(repo_id, repo, revision)
@@ -145,19 +152,25 @@ def _handler(hub: FakeHub):
                 if path not in files:
                     return self._error(404, "EntryNotFound", f"{path} does not exist")
                 sha = hub.repos[repo_id]["branches"][revision]
-                return self._send(200, raw=files[path], headers={"X-Repo-Commit": sha, "ETag": f'"{_oid(files[path])}"'})
+                return self._send(
+                    200, raw=files[path], headers={"X-Repo-Commit": sha, "ETag": f'"{_oid(files[path])}"'}
+                )
             return self._error(404, "NotFound", f"no route for {method} {self.path}")
 
         def _create_repo(self, payload: dict) -> None:
-            repo_id = f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+            repo_id = (
+                f"{payload['organization']}/{payload['name']}" if payload.get("organization") else payload["name"]
+            )
             if payload.get("type") != "dataset":
                 return self._error(400, "BadRequest", "this fake Hub holds dataset repos only")
-            if repo_id in hub.repos:
-                return self._error(409, "Conflict", "You already created this dataset repo")
+            url = f"{hub.url}/datasets/{repo_id}"
+            if repo_id in hub.repos:  # the Hub's 409 carries the repo's url too, and the client reads it
+                message = "You already created this dataset repo"
+                return self._send(409, {"error": message, "url": url}, {"X-Error-Message": message})
             repo = {"private": payload.get("visibility") == "private", "branches": {}, "commits": {}}
             hub.repos[repo_id] = repo
             hub._commit(repo, "main", "initial commit", dict(INITIAL_FILES), list(INITIAL_FILES))
-            self._send(200, {"url": f"{hub.url}/datasets/{repo_id}", "name": repo_id})
+            self._send(200, {"url": url, "name": repo_id})
 
         def _info(self, repo_id: str, repo: dict, revision: str) -> None:
             if revision not in repo["branches"]:

@@ -63,9 +63,7 @@ class OpenAIEngine:
         from openai import AsyncOpenAI
 
         api_key = os.environ.get(config.api_key_env) or "EMPTY"  # a local vLLM server needs none
-        client = AsyncOpenAI(
-            base_url=config.base_url, api_key=api_key, timeout=config.request_timeout, max_retries=0
-        )
+        client = AsyncOpenAI(base_url=config.base_url, api_key=api_key, timeout=config.request_timeout, max_retries=0)
         engine = cls(
             client,
             config.model,
@@ -131,7 +129,10 @@ class OpenAIEngine:
     async def _generate(self, prompts, sampling: Sampling, seeds) -> list[list[Completion]]:
         slots = asyncio.Semaphore(self.max_concurrency)
         tasks = [
-            [asyncio.ensure_future(self._request(prompt, sampling, sample_seed(seed, k), slots)) for k in range(sampling.n)]
+            [
+                asyncio.ensure_future(self._request(prompt, sampling, sample_seed(seed, k), slots))
+                for k in range(sampling.n)
+            ]
             for prompt, seed in zip(prompts, seeds)
         ]
         return [[await t for t in row] for row in tasks]
