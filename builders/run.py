@@ -130,6 +130,7 @@ class Run:
         system_prompt: str | None = None,
     ) -> Dataset:
         """Generate `output_column` for every row; finished batches are checkpointed and never redone."""
+        engine = self.engine  # built first: a model or server that fails leaves the output folder untouched
         self._claim()
         if len(ds) == 0:  # nothing survived the earlier stages; the funnel shows why
             self.funnel.record(stage, 0, 0)
@@ -140,7 +141,7 @@ class Run:
         chat = self.config.use_chat_template if use_chat_template is None else use_chat_template
         out = generate_column(
             ds,
-            self.engine,
+            engine,
             sampling or self.sampling(),
             prompt_column=prompt_column,
             output_column=output_column,
