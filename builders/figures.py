@@ -21,9 +21,9 @@ def length_histogram(lengths: list[int], unit: str, column: str) -> bytes:
     ax.hist(values, bins=min(50, max(5, len(np.unique(values)))), color="#4c72b0", edgecolor="white")
     for q, style in ((50, "--"), (95, ":")):
         ax.axvline(np.percentile(values, q), color="#c44e52", linestyle=style, label=f"p{q}")
-    ax.set_xlabel(f"`{column}` length ({unit})")
+    ax.set_xlabel(f"length of {column} ({unit})")
     ax.set_ylabel("rows")
-    ax.set_title(f"Length of `{column}` over {len(values):,} rows")
+    ax.set_title(f"Length of {column} over {len(values):,} rows")
     ax.legend()
     fig.tight_layout()
     buffer = io.BytesIO()
