@@ -3,11 +3,11 @@
 import io
 import json
 
-from conftest import shared_data
 from matplotlib.image import imread
 
 from builders.diversity import distinct_ngrams, diversity_figures, mean_pairwise_similarity
 from builders.figures import length_histogram, text_lengths
+from conftest import shared_data
 
 
 def alpaca_outputs(n: int) -> list[str]:

@@ -18,10 +18,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import REPO, load_recipe, run_recipe
 from datasets import load_dataset
 from fake_hub import FakeHub
 from huggingface_hub import DatasetCard, constants
+
+from conftest import REPO, load_recipe, run_recipe
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")

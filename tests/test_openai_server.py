@@ -9,10 +9,11 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, run_recipe
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 from vllm_server import VLLMServer
+
+from conftest import REPO, run_recipe
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")

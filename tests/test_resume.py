@@ -12,7 +12,6 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, run_recipe
 from datasets import Dataset, load_dataset
 
 from builders.checkpoint import CheckpointStore
@@ -20,6 +19,7 @@ from builders.data import ROW_ID
 from builders.engines import Completion, Sampling
 from builders.generate import GenerationReport, generate_column
 from builders.sink import claim_output_dir, is_complete, publish, recover, staging_dir
+from conftest import REPO, run_recipe
 
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")
 ARGS = ["--config", SMOKE, "--num_samples", 24, "--batch_size", 2]  # 12 batches: a kill lands mid-run
