@@ -3,8 +3,8 @@
 The commit holds the data, the dataset card, the resolved config, `stats.json` and the card's images
 (`data/`, `rejected/`, `images/`, `README.md`, `config.yaml`, `stats.json`); never the checkpoints or
 `run.json`. For the config `default` the files keep their place; for another `hub_config_name` they go
-under `<config>/` and the card's `configs:` metadata is merged with the one already on the Hub, so
-several runs can publish the subsets of one dataset. Files of the same config that the new version no
+under `<config>/` and the card declares every config of the repository (those already there are kept),
+so several runs can publish the subsets of one dataset. Files of the same config that the new version no
 longer has (e.g. a shard count that changed) are deleted in the same commit.
 
 The token comes from HF_TOKEN or the huggingface_hub login; it goes in the request headers only, and is
@@ -23,6 +23,7 @@ from builders.sink import FINAL_NAMES, STAGING, is_complete
 
 README = "README.md"
 LOAD_SNIPPET = re.compile(r'load_dataset\("[^"]*"(, "[^"]*")?, split="train"\)')
+REJECTED_SNIPPET = re.compile(r'data_files="[^"]*/rejected/\*\.parquet"')
 
 
 def require_token() -> str:
@@ -121,7 +122,8 @@ def commit_operations(api, output_dir: Path, repo_id: str, revision: str | None,
             if not file.name.startswith("."):
                 additions[prefix + file.relative_to(output_dir).as_posix()] = file
     remote_files = set(_remote_files(api, repo_id, revision))
-    card = repo_card(output_dir / README, repo_id, config_name, _remote_card(api, repo_id, revision, remote_files))
+    remote_card = _remote_card(api, repo_id, revision, remote_files)
+    card = repo_card(output_dir / README, repo_id, config_name, remote_card, remote_files)
     operations = [CommitOperationAdd(path_in_repo=p, path_or_fileobj=str(f)) for p, f in additions.items()]
     operations.append(CommitOperationAdd(path_in_repo=README, path_or_fileobj=str(card).encode()))
     ours = [f"{prefix}{name}" for name in FINAL_NAMES if name != README]
@@ -132,26 +134,30 @@ def commit_operations(api, output_dir: Path, repo_id: str, revision: str | None,
     return operations
 
 
-def repo_card(local_readme: Path, repo_id: str, config_name: str, remote_card=None):
-    """The card for the repository: the local one with its data under `<config_name>/` (unless `default`),
-    its configs renamed to `config_name` (and `<config_name>-rejected`), the other configs already on the
-    Hub kept in `configs:`, and the `load_dataset` snippet pointing at `repo_id`."""
+def repo_card(local_readme: Path, repo_id: str, config_name: str, remote_card=None, remote_files=()):
+    """The card for the repository: the local one, with the `configs:` of the repository and snippets that
+    load from `repo_id`.
+
+    A lone default config needs no `configs:` block (`data/train-*` is the standard layout, as in the local
+    card). Once the repository holds another config, every config is declared: the ones already on the Hub
+    are kept (a default config in the standard layout included), this one is added or replaced.
+    """
     from huggingface_hub import DatasetCard
 
     prefix = "" if config_name == "default" else f"{config_name}/"
     card = DatasetCard.load(local_readme)
-    configs = []
-    for entry in card.data.get("configs") or []:
-        rejected = entry["config_name"] == "rejected"
-        name = ("rejected" if not prefix else f"{config_name}-rejected") if rejected else config_name
-        files = [{**f, "path": prefix + f["path"]} for f in entry["data_files"]]
-        configs.append({**entry, "config_name": name, "data_files": files})
-    ours = {c["config_name"] for c in configs}
-    if remote_card is not None:
-        configs = [c for c in remote_card.data.get("configs") or [] if c["config_name"] not in ours] + configs
-    card.data.configs = configs
+    ours = {"config_name": config_name, "data_files": [{"split": "train", "path": f"{prefix}data/train-*"}]}
+    others = [
+        c for c in (remote_card.data.get("configs") if remote_card else None) or [] if c["config_name"] != config_name
+    ]
+    standard_default = any(f.startswith("data/train-") for f in remote_files)
+    if prefix and standard_default and not any(c["config_name"] == "default" for c in others):
+        others.insert(0, {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]})
+    card.data.configs = others + [ours] if (others or prefix) else None
     config_arg = f', "{config_name}"' if prefix else ""
     card.text = LOAD_SNIPPET.sub(lambda _: f'load_dataset("{repo_id}"{config_arg}, split="train")', card.text)
+    rejected = f'data_files="hf://datasets/{repo_id}/{prefix}rejected/*.parquet"'
+    card.text = REJECTED_SNIPPET.sub(lambda _: rejected, card.text)
     if prefix:
         card.text = card.text.replace("](images/", f"]({prefix}images/")
     return card

@@ -219,20 +219,28 @@ def test_push_refusals_say_what_to_do_and_write_nothing(published, tmp_path, cap
     assert "org/x" not in published.hub.repos
 
 
-def test_repo_card_moves_a_config_and_its_rejected_split_under_its_folder(tmp_path):
+def test_repo_card_declares_every_config_once_there_are_several(tmp_path):
     from builders.hub import repo_card
 
-    configs = [
-        {"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*"}]},
-        {"config_name": "rejected", "data_files": [{"split": "train", "path": "rejected/*.parquet"}]},
-    ]
-    body = '![h](images/h.png)\nds = load_dataset("outputs/run", split="train")\n'
-    (tmp_path / "README.md").write_text(f"---\n{yaml.safe_dump({'configs': configs})}---\n{body}")
-    remote = DatasetCard(f"---\n{yaml.safe_dump({'configs': [configs[0]]})}---\nold body\n")
-    card = repo_card(tmp_path / "README.md", "org/data", "math", remote)
-    assert [(c["config_name"], c["data_files"][0]["path"]) for c in card.data.configs] == [
-        ("default", "data/train-*"),
-        ("math", "math/data/train-*"),
-        ("math-rejected", "math/rejected/*.parquet"),
-    ]
-    assert card.text.strip() == '![h](math/images/h.png)\nds = load_dataset("org/data", "math", split="train")'
+    body = (
+        '![h](images/h.png)\nds = load_dataset("outputs/run", split="train")\n'
+        'load_dataset("parquet", data_files="outputs/run/rejected/*.parquet", split="train")\n'
+    )
+    (tmp_path / "README.md").write_text(f"---\nlicense: mit\n---\n{body}")  # a default run: no configs block
+
+    def names(card):
+        return [(c["config_name"], c["data_files"][0]["path"]) for c in card.data.get("configs") or []]
+
+    alone = repo_card(tmp_path / "README.md", "org/data", "default")
+    assert names(alone) == [] and 'load_dataset("org/data", split="train")' in alone.text
+    assert 'data_files="hf://datasets/org/data/rejected/*.parquet"' in alone.text
+
+    standard = ["README.md", "data/train-00000-of-00001.parquet"]  # a default config already there, undeclared
+    math = repo_card(tmp_path / "README.md", "org/data", "math", None, standard)
+    assert names(math) == [("default", "data/train-*"), ("math", "math/data/train-*")]
+    assert math.text.startswith("![h](math/images/h.png)")
+    assert 'load_dataset("org/data", "math", split="train")' in math.text
+    assert 'data_files="hf://datasets/org/data/math/rejected/*.parquet"' in math.text
+
+    again = repo_card(tmp_path / "README.md", "org/data", "default", math, [*standard, "math/data/x.parquet"])
+    assert names(again) == [("math", "math/data/train-*"), ("default", "data/train-*")]
