@@ -284,8 +284,9 @@ class Run:
         from builders.figures import LENGTH_HISTOGRAM, length_histogram, text_lengths
 
         column = self.info.text_column
-        if len(ds) == 0 or column not in ds.column_names:
-            return {}
+        feature = ds.features.get(column)
+        if len(ds) == 0 or getattr(feature, "dtype", None) not in ("string", "large_string"):
+            return {}  # no rows, or no text column to measure
         texts = ds[column]
         lengths, unit = (generated, "tokens") if generated is not None else text_lengths(texts, self.tokenizer)
         images[LENGTH_HISTOGRAM] = length_histogram(lengths, unit, column)

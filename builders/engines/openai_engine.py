@@ -89,7 +89,12 @@ class OpenAIEngine:
             ) from None
         except openai.NotFoundError:
             return  # a server without /models: nothing to check
-        except (openai.APIConnectionError, openai.APIStatusError) as err:
+        except openai.APIStatusError as err:
+            raise UserError(
+                f"the server at {self.base_url} answered /models with {_describe(err)}; check that base_url is an "
+                "OpenAI-compatible /v1 URL and that the server is healthy"
+            ) from None
+        except openai.APIConnectionError as err:
             raise UserError(
                 f"cannot reach the server at {self.base_url} ({_describe(err)}); start it (e.g. `python -m "
                 "vllm.entrypoints.openai.api_server --model MODEL --port 8000`) or fix base_url"
