@@ -55,6 +55,7 @@ class Run:
         self.report = GenerationReport()
         self.rejected: list[Dataset] = []
         self._claimed = False
+        self._retries_before = 0
         self.resuming = guard_output_dir(
             self.output_dir, info.name, config.data_fingerprint(), config.fingerprint_hash(), config.overwrite
         )
@@ -85,7 +86,9 @@ class Run:
     @cached_property
     def engine(self) -> Engine:
         """Built once per process, on first use."""
-        return build_engine(self.config)
+        engine = build_engine(self.config)
+        self._retries_before = getattr(engine, "retries", 0)  # the engine outlives a run: count this run's retries
+        return engine
 
     @cached_property
     def tokenizer(self):
@@ -313,7 +316,7 @@ class Run:
             "batches_generated": r.chunks_generated,
             "batches_resumed": r.chunks_resumed,
             "batches_retried": r.chunks_retried,
-            "requests_retried": getattr(self.__dict__.get("engine"), "retries", 0),
+            "requests_retried": getattr(self.__dict__.get("engine"), "retries", 0) - self._retries_before,
             "completion_tokens_generated": r.completion_tokens,
             "engine_seconds": round(r.engine_seconds, 2),
             "tokens_per_s": round(r.completion_tokens / r.engine_seconds, 1) if r.engine_seconds else None,
