@@ -76,7 +76,11 @@ def build_card(
     histogram: str | None = None,
     diversity: dict | None = None,
     sections: list[tuple[str, str]] = (),
+    lengths: list[int] | None = None,
+    length_unit: str = "tokens",
 ) -> DatasetCard:
+    """The card of a finished run. `lengths` are the text lengths (in `length_unit`) of the rows, measured
+    before the output columns were chosen; without them the `completion_tokens` column is used if present."""
     # The default config needs no `configs:` block: `data/train-*` is the standard layout. Declaring it anyway makes
     # datasets (5.2) cache a local folder under its basename alone, so `load_dataset(output_dir)` after a rerun, or
     # of another folder with the same name, returns stale rows. Rejected rows (`rejected/rejected-*.parquet`) carry
@@ -93,7 +97,8 @@ def build_card(
         tags=list(dict.fromkeys((["synthetic"] if info.generated else []) + [info.name, *info.tags])),
         **({"configs": configs} if configs else {}),
     )
-    lengths = ds["completion_tokens"] if "completion_tokens" in ds.column_names else []
+    if lengths is None:
+        lengths = ds["completion_tokens"] if "completion_tokens" in ds.column_names else []
     example = {k: _short(v) for k, v in ds[0].items()} if len(ds) else {}
     sampling = (
         f"max_new_tokens={config.max_new_tokens}, temperature={config.temperature}, top_p={config.top_p}, "
@@ -126,6 +131,7 @@ def build_card(
         prompt_tokens=funnel.prompt_tokens,
         completion_tokens=funnel.completion_tokens,
         length_stats=length_stats(lengths),
+        length_unit=length_unit,
         histogram=histogram,
         diversity=diversity,
         sections=sections,
@@ -133,6 +139,7 @@ def build_card(
         columns=[(c, info.columns.get(c, "")) for c in ds.column_names],
         example=json.dumps(example, indent=2, ensure_ascii=False),
         load_path=load_path,
+        load_config=config.hub_config_name if config.hub_config_name != "default" else None,
         command=reproduce_command(info.name),
         config_yaml=yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True),
     )

@@ -3,7 +3,8 @@
 Each map batch is handed to the engine in a single call, so vLLM's scheduler sees the whole batch at
 once. Batches are aligned on multiples of `batch_size` in the stage's input, and each finished batch is
 saved as a checkpoint chunk: a rerun skips finished chunks, and a run split over several processes
-produces exactly the chunks a one-process run would.
+produces exactly the chunks a one-process run would. A chunk that holds failed requests (an OpenAI
+server that stayed down through the retries) is generated again by the next run of the same command.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class GenerationReport:
 
     chunks_generated: int = 0
     chunks_resumed: int = 0
+    chunks_retried: int = 0  # chunks loaded with failed requests and generated again
     completion_tokens: int = 0
     engine_seconds: float = 0.0
 
@@ -80,9 +82,11 @@ def generate_column(
     def generate_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
         start, end = start_row + indices[0], start_row + indices[-1] + 1
         cached = store.load(stage, start, end)
-        if cached is not None:
+        if cached is not None and "error" not in cached.get("finish_reason", ()):
             report.chunks_resumed += 1
             return cached
+        if cached is not None:  # requests failed after their retries (a server was down): try them again
+            report.chunks_retried += 1
         prompts = [as_prompt(p, use_chat_template, system_prompt) for p in batch[prompt_column]]
         seeds = [row_seed(seed, row_id, stage) for row_id in batch[ROW_ID]]
         began = time.perf_counter()

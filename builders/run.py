@@ -22,7 +22,7 @@ import datasets
 from datasets import Dataset, concatenate_datasets
 
 from builders import distributed
-from builders.card import RecipeInfo, build_card
+from builders.card import RecipeInfo, build_card, length_stats
 from builders.checkpoint import CheckpointStore
 from builders.config import RecipeConfig, save_config
 from builders.data import load_rows
@@ -33,8 +33,8 @@ from builders.generate import GenerationReport, generate_column
 from builders.sink import (
     claim_output_dir,
     guard_output_dir,
-    mark_complete,
     publish,
+    recover,
     staging_dir,
     write_parquet_shards,
 )
@@ -56,13 +56,16 @@ class Run:
         self.rejected: list[Dataset] = []
         self._claimed = False
         self._benchmarks = None  # loaded on the first `decontaminate`
+        self._retries_before = 0
         self.resuming = guard_output_dir(
             self.output_dir, info.name, config.data_fingerprint(), config.fingerprint_hash(), config.overwrite
         )
         if config.push_to_hub and distributed.is_main_process():
-            from builders.hub import require_token
+            from builders.hub import check_can_push
 
-            require_token()  # fail now, not after hours of generation
+            check_can_push()  # fail now, not after hours of generation
+        if distributed.is_main_process() and recover(self.output_dir):
+            logger.info("finished moving the final files of the previous run into %s", self.output_dir)
         self.store = CheckpointStore(self.output_dir / ".checkpoints" / config.fingerprint_hash())
 
     # -- input ---------------------------------------------------------------------------------------------
@@ -84,7 +87,9 @@ class Run:
     @cached_property
     def engine(self) -> Engine:
         """Built once per process, on first use."""
-        return build_engine(self.config)
+        engine = build_engine(self.config)
+        self._retries_before = getattr(engine, "retries", 0)  # the engine outlives a run: count this run's retries
+        return engine
 
     @cached_property
     def tokenizer(self):
@@ -95,9 +100,9 @@ class Run:
         """
         from transformers import AutoTokenizer
 
-        from builders.models import resolve_model
+        from builders.models import EMBEDDED_MODELS, resolve_model
 
-        if self.config.backend != "openai":
+        if self.config.backend != "openai" or self.config.model in EMBEDDED_MODELS:
             path = resolve_model(self.config.model, revision=self.config.model_revision)
             return AutoTokenizer.from_pretrained(path, revision=self.config.model_revision)
         try:  # a server's model name may also be a Hub id or a local folder
@@ -129,6 +134,7 @@ class Run:
         system_prompt: str | None = None,
     ) -> Dataset:
         """Generate `output_column` for every row; finished batches are checkpointed and never redone."""
+        engine = self.engine  # built first: a model or server that fails leaves the output folder untouched
         self._claim()
         if len(ds) == 0:  # nothing survived the earlier stages; the funnel shows why
             self.funnel.record(stage, 0, 0)
@@ -139,7 +145,7 @@ class Run:
         chat = self.config.use_chat_template if use_chat_template is None else use_chat_template
         out = generate_column(
             ds,
-            self.engine,
+            engine,
             sampling or self.sampling(),
             prompt_column=prompt_column,
             output_column=output_column,
@@ -257,6 +263,7 @@ class Run:
         if not distributed.is_main_process():
             return None
         self._claim()
+        generated = ds["completion_tokens"] if "completion_tokens" in ds.column_names else None
         private = [c for c in ds.column_names if c.startswith("_")]
         ds = ds.remove_columns(private)
         if columns:
@@ -264,22 +271,30 @@ class Run:
         if len(ds) == 0:
             logger.warning("every row was dropped; the output holds an empty dataset (see the funnel)")
         self.funnel.extra["generation"] = self._throughput()
+        images = dict(images or {})
+        figures = self._text_figures(ds, images, generated)
 
         staging = staging_dir(self.output_dir)
         write_parquet_shards(ds, staging / "data")
         if self.rejected:
             write_parquet_shards(concatenate_datasets(self.rejected), staging / "rejected", split="rejected")
-        for name, data in (images or {}).items():
+        for name, data in images.items():
             (staging / "images").mkdir(exist_ok=True)
             (staging / "images" / name).write_bytes(data)
         save_config(self.config, staging / "config.yaml")
         self.funnel.write(staging / "stats.json")
         card = build_card(
-            ds, self.info, self.config, self.funnel, seed_data=seed_data, has_rejected=bool(self.rejected)
+            ds,
+            self.info,
+            self.config,
+            self.funnel,
+            seed_data=seed_data,
+            has_rejected=bool(self.rejected),
+            sections=list(card_sections),
+            **figures,
         )
         card.save(staging / "README.md")
         publish(staging, self.output_dir)
-        mark_complete(self.output_dir)
         self._summary(ds)
 
         if self.config.push_to_hub:
@@ -290,9 +305,36 @@ class Run:
                 self.config.hub_repo_id,
                 private=self.config.hub_private,
                 revision=self.config.hub_revision,
+                config_name=self.config.hub_config_name,
             )
             print(f"pushed to {url}")
         return self.output_dir
+
+    def _text_figures(self, ds: Dataset, images: dict[str, bytes], generated: list[int] | None) -> dict:
+        """Length statistics, the length histogram (added to `images`) and diversity of the text column.
+
+        Lengths are the generated token counts when the rows carry them (the text column is what the last
+        generation wrote), else the text column measured with the model's tokenizer (words without one).
+        """
+        from builders.diversity import diversity_figures
+        from builders.figures import LENGTH_HISTOGRAM, length_histogram, text_lengths
+
+        column = self.info.text_column
+        feature = ds.features.get(column)
+        if len(ds) == 0 or getattr(feature, "dtype", None) not in ("string", "large_string"):
+            return {}  # no rows, or no text column to measure
+        texts = ds[column]
+        lengths, unit = (generated, "tokens") if generated is not None else text_lengths(texts, self.tokenizer)
+        images[LENGTH_HISTOGRAM] = length_histogram(lengths, unit, column)
+        diversity = diversity_figures(texts, seed=self.config.seed, ngram=self.config.dedup_ngram)
+        self.funnel.extra["text_length"] = {"column": column, "unit": unit, **length_stats(lengths)}
+        self.funnel.extra["diversity"] = diversity
+        return {
+            "lengths": lengths,
+            "length_unit": unit,
+            "histogram": f"images/{LENGTH_HISTOGRAM}",
+            "diversity": diversity,
+        }
 
     def _claim(self) -> None:
         if not self._claimed and distributed.is_main_process():
@@ -306,6 +348,8 @@ class Run:
         return {
             "batches_generated": r.chunks_generated,
             "batches_resumed": r.chunks_resumed,
+            "batches_retried": r.chunks_retried,
+            "requests_retried": getattr(self.__dict__.get("engine"), "retries", 0) - self._retries_before,
             "completion_tokens_generated": r.completion_tokens,
             "engine_seconds": round(r.engine_seconds, 2),
             "tokens_per_s": round(r.completion_tokens / r.engine_seconds, 1) if r.engine_seconds else None,

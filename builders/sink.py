@@ -11,8 +11,12 @@ Layout of `output_dir/`:
     run.json                            which run this folder belongs to (never uploaded)
     .checkpoints/<fingerprint>/         finished generation chunks, for resume (never uploaded)
 
-The final files are written to `.staging/` and then moved into place: a crash leaves either the old
-files or the new ones, never a half-written dataset.
+The final files are written to `.staging/` and then moved into place. Once every staged file is written,
+`.staging/MANIFEST` lists them: that is the commit point. Moving them into place is idempotent, and a run
+that starts on a folder with a manifest finishes the moves first (`recover`). So a crash before the
+commit point leaves the old files as they were; a crash after it leaves the new ones (and the run marked
+complete) as soon as the same command runs again. A half-written dataset never takes the place of a
+good one, and `recipes/push.py` refuses a folder whose publish is not finished.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from datasets import Dataset
 from builders.errors import UserError
 
 RUN_FILE = "run.json"
+STAGING, TRASH, MANIFEST = ".staging", ".trash", "MANIFEST"
 FINAL_NAMES = ("data", "rejected", "images", "README.md", "config.yaml", "stats.json")
 SHARD_BYTES = 500 * 1024**2  # parquet shards of ~500 MB, as the Hub's own conversion does
 
@@ -71,15 +76,17 @@ def claim_output_dir(output_dir: Path, recipe: str, fingerprint: dict, fingerpri
     _write_text_atomically(output_dir / RUN_FILE, json.dumps(payload, indent=2, default=str))
 
 
-def mark_complete(output_dir: Path) -> None:
+def is_complete(output_dir: Path) -> bool:
+    """True when the folder holds the final files of a run that finished (and no publish is half done)."""
     run_file = output_dir / RUN_FILE
-    payload = json.loads(run_file.read_text())
-    payload["complete"] = True
-    _write_text_atomically(run_file, json.dumps(payload, indent=2, default=str))
+    if (output_dir / STAGING / MANIFEST).exists() or not run_file.exists():
+        return False
+    return bool(json.loads(run_file.read_text()).get("complete"))
 
 
 def staging_dir(output_dir: Path) -> Path:
-    staging = output_dir / ".staging"
+    recover(output_dir)  # a publish that a crash interrupted is finished before a new one starts
+    staging = output_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     return staging
@@ -97,18 +104,64 @@ def write_parquet_shards(ds: Dataset, folder: Path, split: str = "train") -> lis
 
 
 def publish(staging: Path, output_dir: Path) -> None:
-    """Move every staged file into place; the previous version goes to .trash first, then is deleted."""
-    trash = output_dir / ".trash"
-    shutil.rmtree(trash, ignore_errors=True)
-    trash.mkdir()
-    for name in FINAL_NAMES:
-        target = output_dir / name
+    """Replace the final files of `output_dir` by the staged ones and mark the run complete, as one step.
+
+    Writing the manifest is the commit point: before it, a crash leaves the old files in place (and the
+    staging folder is discarded by the next run); after it, the moves are completed by `recover`.
+    """
+    run = json.loads((output_dir / RUN_FILE).read_text())
+    _write_text_atomically(staging / RUN_FILE, json.dumps({**run, "complete": True}, indent=2, default=str))
+    names = [name for name in (*FINAL_NAMES, RUN_FILE) if (staging / name).exists()]
+    _fsync_tree(staging)
+    _write_text_atomically(staging / MANIFEST, json.dumps(names))
+    _roll_forward(output_dir)
+
+
+def recover(output_dir: Path) -> bool:
+    """Finish a publish that a crash interrupted after its commit point; returns True if there was one."""
+    if not (output_dir / STAGING / MANIFEST).exists():
+        return False
+    _roll_forward(output_dir)
+    return True
+
+
+def _roll_forward(output_dir: Path) -> None:
+    """Move each staged name into place (the old version to .trash); safe to repeat after a crash anywhere."""
+    staging, trash = output_dir / STAGING, output_dir / TRASH
+    names = json.loads((staging / MANIFEST).read_text())
+    trash.mkdir(exist_ok=True)
+    for name in FINAL_NAMES:  # names of the old version that the new one lacks go to .trash too
+        staged, target = staging / name, output_dir / name
+        if name in names and not staged.exists():
+            continue  # moved already, before the crash
         if target.exists():
+            _remove(trash / name)
             os.replace(target, trash / name)
-        if (staging / name).exists():
-            os.replace(staging / name, target)
+        if staged.exists():
+            os.replace(staged, target)
+    if (staging / RUN_FILE).exists():
+        os.replace(staging / RUN_FILE, output_dir / RUN_FILE)
+    (staging / MANIFEST).unlink()
     shutil.rmtree(trash, ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush the staged files to disk before the commit point, so a power cut cannot commit empty files."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _write_text_atomically(path: Path, text: str) -> None:

@@ -27,6 +27,7 @@ def test_output_folder_is_hub_ready(smoke_output):
         "README.md",
         "config.yaml",
         "data",
+        "images",
         "run.json",
         "stats.json",
     ]

@@ -1,0 +1,42 @@
+"""Figures for the dataset card, rendered to PNG bytes with matplotlib's Agg canvas (no display, no pyplot)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+LENGTH_HISTOGRAM = "text_length_histogram.png"
+
+
+def length_histogram(lengths: list[int], unit: str, column: str) -> bytes:
+    """A histogram of text lengths, with the median and p95 marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    values = np.asarray(lengths)
+    fig = Figure(figsize=(7, 3.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.hist(values, bins=min(50, max(5, len(np.unique(values)))), color="#4c72b0", edgecolor="white")
+    for q, style in ((50, "--"), (95, ":")):
+        ax.axvline(np.percentile(values, q), color="#c44e52", linestyle=style, label=f"p{q}")
+    ax.set_xlabel(f"length of {column} ({unit})")
+    ax.set_ylabel("rows")
+    ax.set_title(f"Length of {column} over {len(values):,} rows")
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def text_lengths(texts: list[str], tokenizer=None, batch_size: int = 1000) -> tuple[list[int], str]:
+    """Length of each text in the model's tokens (without special tokens), or in words without a tokenizer."""
+    if tokenizer is None:
+        return [len((t or "").split()) for t in texts], "words"
+    lengths: list[int] = []
+    for i in range(0, len(texts), batch_size):
+        batch = [t or "" for t in texts[i : i + batch_size]]
+        lengths.extend(len(ids) for ids in tokenizer(batch, add_special_tokens=False)["input_ids"])
+    return lengths, "tokens"

@@ -1,0 +1,226 @@
+"""The OpenAI engine against a scripted OpenAI-compatible server on 127.0.0.1: what it sends, how it retries,
+what a request that keeps failing becomes, and what it refuses at start-up. A real vLLM server is used in
+tests/test_openai_server.py; this one can answer 429, 503 or 400 on demand."""
+
+import json
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import pytest
+
+from builders.engines import Sampling
+from builders.engines.openai_engine import OpenAIEngine, sample_seed
+from builders.errors import UserError
+
+
+class ScriptedServer:
+    """Answers like vLLM's server; `script(body, attempt)` may return (status, headers) to fail a request."""
+
+    def __init__(self, script=None, models=("tiny-random",), api_key=None, delay=0.02):
+        self.script = script or (lambda body, attempt: None)
+        self.models, self.api_key, self.delay = models, api_key, delay
+        self.bodies: list[tuple[str, dict]] = []
+        self.attempts: Counter = Counter()
+        self.in_flight = self.max_in_flight = 0
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _send(self, status, body, headers=None):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if outer.api_key and self.headers.get("Authorization") != f"Bearer {outer.api_key}":
+                    return self._send(401, {"error": {"message": "bad key"}})
+                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                key = json.dumps(body.get("prompt") or body.get("messages")) + str(body.get("seed"))
+                with outer.lock:
+                    outer.bodies.append((self.path, body))
+                    outer.attempts[key] += 1
+                    attempt = outer.attempts[key]
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                try:
+                    time.sleep(outer.delay)
+                    failure = outer.script(body, attempt)
+                    if failure:
+                        status, headers = failure
+                        return self._send(status, {"error": {"message": f"scripted {status}"}}, headers)
+                    text = f"out:{body.get('seed')}"
+                    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+                    if self.path.endswith("/chat/completions"):
+                        choice = {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": text},
+                            "finish_reason": "stop",
+                        }
+                        obj = "chat.completion"
+                    else:
+                        choice = {"index": 0, "text": text, "finish_reason": "length"}
+                        obj = "text_completion"
+                    self._send(
+                        200,
+                        {
+                            "id": "x",
+                            "object": obj,
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [choice],
+                            "usage": usage,
+                        },
+                    )
+                finally:
+                    with outer.lock:
+                        outer.in_flight -= 1
+
+        return Handler
+
+
+def engine_for(server, **kw):
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=server.url, api_key=kw.pop("api_key", "EMPTY"), timeout=5, max_retries=0)
+    kw = {"max_concurrency": 4, "max_retries": 3, "backoff_base": 0.01, "backoff_cap": 0.05, **kw}
+    return OpenAIEngine(client, "tiny-random", base_url=server.url, **kw)
+
+
+def config(url, **kw):
+    fields = dict(base_url=url, api_key_env="BUILDERS_TEST_KEY", max_concurrency=4, request_timeout=5.0, max_retries=2)
+    return SimpleNamespace(model="tiny-random", **{**fields, **kw})
+
+
+def test_chat_and_raw_prompts_go_to_their_endpoints_with_their_seeds():
+    with ScriptedServer() as server:
+        engine = engine_for(server)
+        sampling = Sampling(max_new_tokens=7, temperature=0.5, top_k=20, repetition_penalty=1.2)
+        chat = engine.generate(
+            [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]], sampling, [11, 12]
+        )
+        raw = engine.generate(["c"], sampling, [13])
+    assert [[c.text for c in cs] for cs in chat] == [["out:11"], ["out:12"]]
+    assert raw[0][0].text == "out:13" and raw[0][0].finish_reason == "length"
+    assert (chat[0][0].prompt_tokens, chat[0][0].completion_tokens) == (3, 2)
+    paths = Counter(path for path, _ in server.bodies)
+    assert paths == {"/v1/chat/completions": 2, "/v1/completions": 1}
+    body = server.bodies[-1][1]
+    assert body["max_tokens"] == 7 and body["temperature"] == 0.5 and body["top_k"] == 20
+    assert body["repetition_penalty"] == 1.2 and body["seed"] == 13
+
+
+def test_prefill_structured_output_and_n_samples():
+    with ScriptedServer() as server:
+        engine = engine_for(server)
+        prefill = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "The answer is"}]
+        engine.generate([prefill], Sampling(structured={"choice": ["yes", "no"]}), [5])
+        engine.generate([[{"role": "user", "content": "q"}]], Sampling(structured={"json": {"type": "object"}}), [6])
+        three = engine.generate(["p"], Sampling(n=3), [7])
+    first, second = server.bodies[0][1], server.bodies[1][1]
+    assert first["continue_final_message"] is True and first["add_generation_prompt"] is False
+    assert first["structured_outputs"] == {"choice": ["yes", "no"]} and "top_k" not in first
+    assert second["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": {"type": "object"}},
+    }
+    assert "continue_final_message" not in second
+    assert [c.text for c in three[0]] == [f"out:{sample_seed(7, k)}" for k in range(3)]
+    assert len({sample_seed(7, k) for k in range(3)}) == 3 and sample_seed(7, 0) == 7
+
+
+def test_429_and_5xx_are_retried_and_concurrency_is_bounded():
+    def flaky(body, attempt):
+        if attempt == 1:
+            return (429, {"Retry-After": "0"}) if body["seed"] % 2 else (503, {})
+        if attempt == 2 and body["seed"] % 3 == 0:
+            return (502, {})
+        return None
+
+    with ScriptedServer(flaky) as server:
+        engine = engine_for(server, max_concurrency=3)
+        out = engine.generate([f"p{i}" for i in range(12)], Sampling(), list(range(12)))
+    assert [cs[0].text for cs in out] == [f"out:{i}" for i in range(12)]  # all rows, in order
+    assert all(cs[0].finish_reason == "length" for cs in out)
+    assert engine.retries == 12 + 4  # every row once, seeds 0, 3, 6, 9 twice
+    assert 1 < server.max_in_flight <= 3
+
+
+def test_a_request_that_keeps_failing_becomes_an_error_row_and_4xx_is_not_retried():
+    def script(body, attempt):
+        return {"bad": (400, {}), "down": (500, {})}.get(body["prompt"])
+
+    with ScriptedServer(script) as server:
+        engine = engine_for(server, max_retries=2)
+        out = engine.generate(["down", "ok", "bad"], Sampling(), [1, 2, 3])
+    down, ok, bad = (cs[0] for cs in out)
+    assert ok.text == "out:2" and ok.error is None
+    assert (down.text, down.finish_reason) == ("", "error") and "InternalServerError 500" in down.error
+    assert (bad.text, bad.finish_reason) == ("", "error") and "BadRequestError 400" in bad.error
+    assert server.attempts['"down"1'] == 3 and server.attempts['"bad"3'] == 1
+
+
+def test_start_up_refuses_an_unreachable_server_a_refused_key_and_an_unserved_model(monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    with pytest.raises(UserError, match=r"cannot reach the server at http://127\.0\.0\.1:\d+/v1 \(APIConnectionError"):
+        OpenAIEngine.from_config(config(closed))
+    with ScriptedServer(models=("other-model",)) as server:
+        with pytest.raises(UserError, match="serves other-model, not 'tiny-random'; set model"):
+            OpenAIEngine.from_config(config(server.url))
+    with ScriptedServer(api_key="right") as server:
+        monkeypatch.setenv("BUILDERS_TEST_KEY", "wrong")
+        with pytest.raises(UserError, match=r"refused the API key \(401\); put the right key in \$BUILDERS_TEST_KEY"):
+            OpenAIEngine.from_config(config(server.url))
+        monkeypatch.setenv("BUILDERS_TEST_KEY", "right")
+        engine = OpenAIEngine.from_config(config(server.url))
+        assert engine.generate(["p"], Sampling(), [4])[0][0].text == "out:4"
+
+
+def test_the_recipe_refuses_an_unreachable_server_and_a_missing_base_url(tmp_path, capsys):
+    import socket
+
+    from conftest import REPO, run_recipe
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    smoke = ["--config", REPO / "configs" / "cosmopedia" / "smoke.yaml", "--output_dir", tmp_path / "o"]
+    for extra, expected in [
+        (["--base_url", closed], f"error: cannot reach the server at {closed} (APIConnectionError"),
+        ([], "error: backend 'openai' needs base_url (e.g. --base_url http://127.0.0.1:8000/v1)"),
+    ]:
+        with pytest.raises(SystemExit) as exit_:
+            run_recipe("cosmopedia", *smoke, "--backend", "openai", *extra)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith(expected) and not any("Traceback" in line for line in err)
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,173 @@
+"""Resume after a crash: kill -9 mid-generation and rerun; crash windows of the final publish; refusals.
+
+The SIGKILL test kills a real recipe process and runs the same command again; the publish test crashes
+`publish` at every file move it makes and checks the folder holds the old version or the new one.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from datasets import Dataset, load_dataset
+
+from builders.checkpoint import CheckpointStore
+from builders.data import ROW_ID
+from builders.engines import Completion, Sampling
+from builders.generate import GenerationReport, generate_column
+from builders.sink import claim_output_dir, is_complete, publish, recover, staging_dir
+from conftest import REPO, run_recipe
+
+SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")
+ARGS = ["--config", SMOKE, "--num_samples", 24, "--batch_size", 2]  # 12 batches: a kill lands mid-run
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run."""
+    out = tmp_path_factory.mktemp("resume") / "reference"
+    run_recipe("cosmopedia", *ARGS, "--output_dir", out)
+    return out
+
+
+@pytest.mark.vllm
+def test_kill_9_mid_generation_then_the_same_command_gives_the_uninterrupted_dataset(reference, tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, str(REPO / "recipes" / "cosmopedia.py"), *map(str, ARGS), "--output_dir", str(out)]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    chunks = out / ".checkpoints"
+    while len(list(chunks.rglob("*.parquet"))) < 4:
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(chunks.rglob("*.parquet")))
+    assert 4 <= finished < 12, "the kill must land mid-generation"
+    assert not (out / "data").exists() and not is_complete(out)
+
+    run_recipe("cosmopedia", *ARGS, "--output_dir", out)  # the same command again
+    stats = json.loads((out / "stats.json").read_text())["generation"]
+    assert stats["batches_resumed"] == finished  # no finished batch is generated again
+    assert stats["batches_generated"] == 12 - finished  # the one in flight and those not yet started
+    assert load_dataset(str(out), split="train").to_list() == load_dataset(str(reference), split="train").to_list()
+    assert is_complete(out) and not list(chunks.rglob("*.tmp"))
+
+
+@pytest.mark.vllm
+def test_a_rerun_that_changes_the_data_refuses_and_names_the_keys(reference, capsys):
+    before = {p: p.read_bytes() for p in reference.rglob("*") if p.is_file()}
+    with pytest.raises(SystemExit) as exit_:
+        run_recipe("cosmopedia", *ARGS, "--output_dir", reference, "--seed", 7, "--temperature", 0.9)
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "holds a different run (differs in seed (42 -> 7), temperature (0.6 -> 0.9))" in message
+    assert "pass --overwrite to start fresh" in message
+    assert {p: p.read_bytes() for p in reference.rglob("*") if p.is_file()} == before
+
+    # Keys that change speed, not rows, may change: the run resumes from its checkpoints.
+    run_recipe("cosmopedia", *ARGS, "--output_dir", reference, "--max_model_len", 2048, "--max_concurrency", 8)
+    assert json.loads((reference / "stats.json").read_text())["generation"]["batches_resumed"] == 12
+
+
+def old_and_new_versions(out):
+    """Publish an old version, then stage a new one (different files) ready to publish."""
+    for version, names in (("old", ["data", "images", "README.md", "stats.json"]), ("new", ["data", "rejected"])):
+        claim_output_dir(out, "test", {"seed": 1}, "abc")  # a run starts: the folder is not complete until it ends
+        staging = staging_dir(out)
+        for name in names:
+            path = staging / name / "part.txt" if name in ("data", "images", "rejected") else staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{version} {name}")
+        if version == "old":
+            publish(staging, out)
+    return staging
+
+
+def final_state(out):
+    return {
+        p.relative_to(out).as_posix(): p.read_text()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != "run.json"
+    }
+
+
+def crash_on_call(n: int, replace, crash: type[Exception]):
+    calls = iter(range(1, 1000))
+
+    def crashing_replace(src, dst):
+        if next(calls) == n:
+            raise crash
+        replace(src, dst)
+
+    return crashing_replace
+
+
+def test_a_crash_at_any_step_of_publish_leaves_the_old_version_or_the_new_one(tmp_path, monkeypatch):
+    old = {"data/part.txt": "old data", "images/part.txt": "old images", "README.md": "old README.md"}
+    old["stats.json"] = "old stats.json"
+    new = {"data/part.txt": "new data", "rejected/part.txt": "new rejected"}
+    real_replace = os.replace
+
+    class Crash(Exception):
+        pass
+
+    outcomes = []
+    for crash_at in range(1, 30):
+        out = tmp_path / f"crash{crash_at}"
+        staging = old_and_new_versions(out)
+        monkeypatch.setattr(os, "replace", crash_on_call(crash_at, real_replace, Crash))
+        try:
+            publish(staging, out)
+            crashed = False
+        except Crash:
+            crashed = True
+        monkeypatch.setattr(os, "replace", real_replace)
+        if not crashed:
+            break
+        # The next run of the command: recover, then the folder is one version, whole.
+        recover(out)
+        state = {k: v for k, v in final_state(out).items() if not k.startswith(".staging/")}
+        assert state in (old, new), (crash_at, state)
+        assert is_complete(out) == (state == new)
+        outcomes.append("new" if state == new else "old")
+    assert (
+        outcomes.count("old") == 2 and outcomes.count("new") >= 6
+    )  # both sides of the commit point were hit and "new" in outcomes  # the crash points covered both sides
+    assert final_state(out) == new and is_complete(out)
+
+
+class FlakyEngine:
+    """Fails the rows whose prompt is in `down` (as a server that stayed down through the retries would)."""
+
+    model = "fake"
+
+    def __init__(self, down=()):
+        self.down, self.calls = set(down), []
+
+    def generate(self, prompts, sampling, seeds):
+        self.calls.append(list(prompts))
+        return [
+            [
+                Completion("", "error", error="APIConnectionError")
+                if p in self.down
+                else Completion(f"t-{p}", "stop", 1, 1)
+            ]
+            for p in prompts
+        ]
+
+
+def test_a_chunk_with_failed_requests_is_generated_again_by_the_next_run(tmp_path):
+    ds = Dataset.from_dict({"prompt": [f"p{i}" for i in range(6)], ROW_ID: list(range(6))})
+    store = CheckpointStore(tmp_path)
+    kw = dict(prompt_column="prompt", output_column="text", stage="gen", store=store, seed=1, batch_size=2)
+    first = generate_column(ds, FlakyEngine(down={"p3"}), Sampling(), use_chat_template=False, **kw)
+    assert first["finish_reason"] == ["stop", "stop", "stop", "error", "stop", "stop"]
+
+    engine, report = FlakyEngine(), GenerationReport()
+    second = generate_column(ds, engine, Sampling(), use_chat_template=False, report=report, **kw)
+    assert engine.calls == [["p2", "p3"]]  # only the chunk that held the failure
+    assert (report.chunks_resumed, report.chunks_retried) == (2, 1)
+    assert second["text"] == [f"t-p{i}" for i in range(6)]
