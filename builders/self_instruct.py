@@ -18,11 +18,20 @@ import string
 from collections import Counter
 from pathlib import Path
 
+from datasets import Dataset
+
 from builders.data import load_rows
 from builders.errors import UserError
 from builders.filters import REASON
 from builders.generate import row_seed
 from builders.novelty import RougeLNovelty
+from builders.prompts.self_instruct import (
+    alpaca_prompt,
+    classify_prompt,
+    instances_prompt,
+    opening,
+    self_instruct_prompt,
+)
 
 # -- seed tasks ---------------------------------------------------------------------------------------------
 
@@ -401,3 +410,128 @@ def sample_examples(items: list, k: int, seed: int, row_id: int, salt: str) -> l
     """k distinct items for prompt `row_id`, drawn from (seed, row id): the same in every run and process."""
     rng = random.Random(row_seed(seed, row_id, salt))
     return rng.sample(items, min(k, len(items)))
+
+
+# -- prompts for each step ----------------------------------------------------------------------------------
+
+
+def round_prompts(
+    mode: str,
+    pool: TaskPool,
+    rows: range,
+    *,
+    num_shown: int,
+    num_machine: int,
+    tasks_per_request: int,
+    seed: int,
+    open_item: bool,
+) -> list[str]:
+    """One prompt per row id, showing tasks drawn from (seed, row id).
+
+    Alpaca shows `num_shown` seed tasks with their first instance; Self-Instruct shows `num_shown`
+    instructions, `num_machine` of them machine-written (fewer while the pool has fewer), in random order.
+    """
+    prompts = []
+    for row in rows:
+        if mode == "alpaca":
+            shown = sample_examples(pool.seeds, num_shown, seed, row, "alpaca-examples")
+            examples = [{"instruction": t["instruction"], **t["instances"][0]} for t in shown]
+            prompts.append(alpaca_prompt(examples, tasks_per_request, open_item))
+        else:
+            machine = sample_examples(pool.machine_instructions(), num_machine, seed, row, "machine")
+            human = sample_examples(
+                [t["instruction"] for t in pool.seeds], num_shown - len(machine), seed, row, "seed"
+            )
+            shown = sample_examples(machine + human, num_shown, seed, row, "order")
+            prompts.append(self_instruct_prompt(shown, tasks_per_request, open_item))
+    return prompts
+
+
+def classification_prompts(tasks: list[dict], seeds: list[dict], seed: int) -> list[str]:
+    """Is it a classification task? Three labelled seed tasks of each kind as examples, in random order."""
+    clf = [s for s in seeds if s["is_classification"]]
+    other = [s for s in seeds if not s["is_classification"]]
+    prompts = []
+    for row, task in enumerate(tasks):
+        examples = sample_examples(clf, 3, seed, row, "clf") + sample_examples(other, 3, seed, row, "other")
+        examples = sample_examples(examples, len(examples), seed, row, "clf-order")
+        prompts.append(classify_prompt(task["instruction"], examples))
+    return prompts
+
+
+def instance_prompts(tasks: list[dict], seeds: list[dict], seed: int, max_instances: int, open_item: bool):
+    """Output-first prompts for classification tasks, input-first otherwise; two seed tasks of the same kind."""
+    prompts = []
+    for row, task in enumerate(tasks):
+        same_kind = [s for s in seeds if s["is_classification"] == task["is_classification"]] or seeds
+        examples = sample_examples(same_kind, 2, seed, row, "instances")
+        prompts.append(
+            instances_prompt(task["instruction"], task["is_classification"], examples, max_instances, open_item)
+        )
+    return prompts
+
+
+def read_instances(tasks: list[dict], responses: Dataset, max_instances: int, opened: bool):
+    """Parse and filter each task's instances; returns (rows, tasks without any parsed instance,
+    instances parsed, instances dropped by reason)."""
+    rows, unparseable, parsed, drops = [], 0, 0, Counter()
+    for task, text, finish_reason in zip(tasks, responses["instances"], responses["finish_reason"]):
+        kind = "instances_classification" if task["is_classification"] else "instances_generation"
+        text = opening(kind) + (text or "") if opened else text or ""
+        parse = parse_classification_instances if task["is_classification"] else parse_generation_instances
+        instances, dropped = parse(text, finish_reason)
+        kept, filtered = filter_instances(instances, max_instances)
+        parsed += len(instances) + sum(dropped.values())
+        unparseable += not instances and not dropped
+        drops.update(dropped + filtered)
+        rows += [{**task, **instance} for instance in kept]
+    return rows, unparseable, parsed, drops
+
+
+# -- the funnel of the bootstrap loop -----------------------------------------------------------------------
+
+RULE_REASONS = (
+    "too_short",
+    "too_long",
+    "blacklisted_word",
+    "starts_with_write_a_program",
+    "starts_with_punctuation",
+    "starts_with_non_ascii",
+)
+
+
+def bootstrap_stages(reader: ResponseReader, pool: TaskPool, rounds: int) -> list[tuple]:
+    """The loop's funnel as (stage, rows in, rows out, dropped by reason, details) records:
+    generate (responses), parse (responses with a list), filter (the rules), novelty (ROUGE-L)."""
+    rule_drops = {r: n for r, n in pool.dropped.items() if r in RULE_REASONS}
+    passed = pool.offered - sum(rule_drops.values())
+    answered = reader.responses - reader.failed
+    novelty_drops = {r: pool.dropped[r] for r in ("too_similar", "target_reached") if pool.dropped[r]}
+    items = {f"items_{reason}": n for reason, n in reader.item_drops.items()}
+    return [
+        ("generate", reader.responses, answered, _nonzero(request_failed=reader.failed), {"rounds": rounds}),
+        (
+            "parse",
+            answered,
+            answered - reader.unparseable,
+            _nonzero(unparseable=reader.unparseable),
+            {"tasks_parsed": reader.tasks, **items},
+        ),  # fmt: skip
+        ("filter", pool.offered, passed, rule_drops, {}),
+        ("novelty", passed, len(pool.accepted), novelty_drops, {"threshold": pool.novelty.threshold}),
+    ]
+
+
+def stop_message(reader: ResponseReader, pool: TaskPool, rounds: int, why: str) -> str:
+    rules = sum(n for r, n in pool.dropped.items() if r in RULE_REASONS)
+    return (
+        f"warning: stopped after {rounds} rounds: {why}. {len(pool.accepted)} of {pool.target} instructions; "
+        f"{reader.responses} responses, {reader.failed} failed, {reader.unparseable} unparseable, "
+        f"{reader.tasks} tasks parsed, {rules} dropped by the rules, {pool.dropped['too_similar']} too similar. "
+        "A model that does not write the numbered list format (see stats.json, or keep_rejected: true) or too "
+        "small a max_new_tokens are the usual causes."
+    )
+
+
+def _nonzero(**counts: int) -> dict[str, int]:
+    return {reason: n for reason, n in counts.items() if n}

@@ -26,32 +26,19 @@ from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
-from builders.prompts.self_instruct import (
-    alpaca_prompt,
-    classify_prompt,
-    instances_prompt,
-    opening,
-    self_instruct_prompt,
-)
+from builders.prompts.self_instruct import opening
 from builders.run import Run
 from builders.self_instruct import (
     ResponseReader,
     TaskPool,
-    filter_instances,
-    parse_classification_instances,
-    parse_generation_instances,
+    bootstrap_stages,
+    classification_prompts,
+    instance_prompts,
     parse_yes_no,
+    read_instances,
     read_seed_tasks,
-    sample_examples,
-)
-
-RULE_REASONS = (
-    "too_short",
-    "too_long",
-    "blacklisted_word",
-    "starts_with_write_a_program",
-    "starts_with_punctuation",
-    "starts_with_non_ascii",
+    round_prompts,
+    stop_message,
 )
 
 
@@ -78,6 +65,8 @@ class SelfInstructConfig(RecipeConfig):
     max_instances_per_task: int = knob(5, "self_instruct: most instances kept per instruction")
     instance_max_new_tokens: int = knob(350, "self_instruct: most tokens generated for a task's instances")
     instance_temperature: float = knob(0.0, "self_instruct: sampling temperature of the instances (paper: 0)")
+    list_regex: str | None = knob(None, "constrain each task-list response to this regex (structured output)")
+    instance_regex: str | None = knob(None, "self_instruct: constrain each instances response to this regex")
     # Alpaca's sampling (text-davinci-003): temperature 1.0, top_p 1.0, up to 3,072 new tokens per list
     max_new_tokens: int = knob(3072, "most tokens generated per list of tasks")
     temperature: float = knob(1.0, "sampling temperature of the task lists")
@@ -142,173 +131,98 @@ COLUMNS = [
 ]
 
 
-def nonzero(**counts: int) -> dict[str, int]:
-    return {reason: n for reason, n in counts.items() if n}
-
-
-# -- bootstrapping instructions -----------------------------------------------------------------------------
-
-
-def round_prompts(config: SelfInstructConfig, pool: TaskPool, round_id: int) -> Dataset:
-    """`request_batch_size` prompts, each showing tasks drawn from (seed, row id); rows are numbered globally."""
-    k, raw = config.num_prompt_instructions, not config.use_chat_template
-    rows = range(round_id * config.request_batch_size, (round_id + 1) * config.request_batch_size)
-    prompts = []
-    for row in rows:
-        if config.mode == "alpaca":  # Alpaca shows seed tasks only
-            shown = sample_examples(pool.seeds, k, config.seed, row, "alpaca-examples")
-            examples = [{"instruction": t["instruction"], **t["instances"][0]} for t in shown]
-            prompts.append(alpaca_prompt(examples, config.tasks_per_request, open_item=raw))
-        else:  # Self-Instruct: 6 seed + 2 machine-written (fewer while the pool has fewer), in random order
-            machine = sample_examples(
-                pool.machine_instructions(), config.num_machine_instructions, config.seed, row, "m"
-            )
-            human = sample_examples([t["instruction"] for t in pool.seeds], k - len(machine), config.seed, row, "h")
-            shown = sample_examples(machine + human, k, config.seed, row, "order")
-            prompts.append(self_instruct_prompt(shown, config.tasks_per_request, open_item=raw))
-    return Dataset.from_dict({"prompt": prompts, ROW_ID: list(rows)})
+# -- the steps ----------------------------------------------------------------------------------------------
 
 
 def bootstrap_instructions(run: Run, config: SelfInstructConfig, pool: TaskPool) -> None:
-    """Rounds of generation, each read task by task into the pool, until it holds enough new instructions.
+    """Rounds of generation, each read task by task into the pool (in order), until it holds enough.
 
     Stops early when `max_idle_rounds` rounds in a row add nothing (a model that does not write the list
     format never spins forever), or after `max_rounds`.
     """
-    raw = not config.use_chat_template
+    opened = not config.use_chat_template  # raw completion: prompts end with the opening of the next item
     reader = ResponseReader(
-        config.mode, config.tasks_per_request, opening(config.mode, config.num_prompt_instructions) if raw else ""
+        config.mode, config.tasks_per_request, opening(config.mode, config.num_prompt_instructions) if opened else ""
     )
-    idle, round_id, stopped = 0, 0, None
+    sampling = run.sampling(structured={"regex": config.list_regex} if config.list_regex else None)
+    rounds, idle, stopped = 0, 0, None
     while not pool.full:
-        if config.max_rounds is not None and round_id == config.max_rounds:
+        if rounds == config.max_rounds:
             stopped = f"max_rounds ({config.max_rounds}) reached"
             break
-        prompts = round_prompts(config, pool, round_id)
+        rows = range(rounds * config.request_batch_size, (rounds + 1) * config.request_batch_size)
+        prompts = round_prompts(
+            config.mode,
+            pool,
+            rows,
+            num_shown=config.num_prompt_instructions,
+            num_machine=config.num_machine_instructions,
+            tasks_per_request=config.tasks_per_request,
+            seed=config.seed,
+            open_item=opened,
+        )
         responses = run.generate(
-            prompts, prompt_column="prompt", output_column="response", stage=f"round-{round_id:04d}", record=False
+            Dataset.from_dict({"prompt": prompts, ROW_ID: list(rows)}),
+            prompt_column="prompt",
+            output_column="response",
+            stage=f"round-{rounds:04d}",  # checkpointed per round
+            sampling=sampling,
+            record=False,  # the rounds are recorded together below
         )
         before = len(pool.accepted)
         for text, finish_reason in zip(responses["response"], responses["finish_reason"]):
             for task in reader.read(text, finish_reason):
-                pool.offer(task)
-        round_id += 1
+                pool.offer(task)  # the accept loop: sequential, in the order the model wrote the tasks
+        rounds += 1
         idle = 0 if len(pool.accepted) > before else idle + 1
         if idle == config.max_idle_rounds:
             stopped = f"the last {idle} rounds added no instruction"
             break
 
-    rule_drops = {r: n for r, n in pool.dropped.items() if r in RULE_REASONS}
-    passed = pool.offered - sum(rule_drops.values())
-    answered = reader.responses - reader.failed
-    run.record("generate", reader.responses, answered, nonzero(request_failed=reader.failed), rounds=round_id)
-    run.record(
-        "parse",
-        answered,
-        answered - reader.unparseable,
-        nonzero(unparseable=reader.unparseable),
-        tasks_parsed=reader.tasks,
-        **{f"items_{k}": v for k, v in reader.item_drops.items()},
-    )
-    run.record("filter", pool.offered, passed, rule_drops)
-    novelty_drops = {r: pool.dropped[r] for r in ("too_similar", "target_reached") if pool.dropped[r]}
-    run.record("novelty", passed, len(pool.accepted), novelty_drops, threshold=config.similarity_threshold)
+    for stage, rows_in, rows_out, dropped, details in bootstrap_stages(reader, pool, rounds):
+        run.record(stage, rows_in, rows_out, dropped, **details)
     if pool.rejected:
         run.keep_rejected(Dataset.from_list(pool.rejected), "bootstrap")
     if stopped:
-        print(
-            f"warning: stopped after {round_id} rounds: {stopped}. {len(pool.accepted)} of "
-            f"{config.num_instructions_to_generate} instructions; {reader.responses} responses, "
-            f"{reader.failed} failed, {reader.unparseable} unparseable, {reader.tasks} tasks parsed, "
-            f"{sum(rule_drops.values())} dropped by the rules, {pool.dropped['too_similar']} too similar. "
-            "A model that does not write the numbered list format (see stats.json, or keep_rejected: true) "
-            "or too small a max_new_tokens are the usual causes.",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-# -- Self-Instruct: classification, then instances ----------------------------------------------------------
+        print(stop_message(reader, pool, rounds, stopped), file=sys.stderr, flush=True)
 
 
 def classify_tasks(run: Run, config: SelfInstructConfig, tasks: list[dict], seeds: list[dict]) -> list[dict]:
     """Ask the model whether each instruction is a classification task (a constrained Yes/No answer)."""
-    if not tasks:
-        run.record("classification", 0, 0)
-        return []
-    clf = [s for s in seeds if s["is_classification"]]
-    other = [s for s in seeds if not s["is_classification"]]
-    prompts = []
-    for row, task in enumerate(tasks):
-        examples = sample_examples(clf, 3, config.seed, row, "clf") + sample_examples(
-            other, 3, config.seed, row, "gen"
-        )
-        examples = sample_examples(examples, len(examples), config.seed, row, "clf-order")
-        prompts.append(classify_prompt(task["instruction"], examples))
+    prompts = classification_prompts(tasks, seeds, config.seed)
     ds = Dataset.from_dict({"prompt": prompts, ROW_ID: list(range(len(tasks)))})
     sampling = run.sampling(structured={"choice": ["Yes", "No"]}, max_new_tokens=4, temperature=0.0)
     answers = run.generate(ds, prompt_column="prompt", output_column="answer", stage="classify", sampling=sampling)
-    kept, unclear = [], 0
-    for task, answer in zip(tasks, answers["answer"]):
-        is_classification = parse_yes_no(answer)
-        if is_classification is None:
-            unclear += 1
-        else:
-            kept.append({**task, "is_classification": is_classification})
+    labels = [parse_yes_no(a) for a in answers["answer"]]
+    kept = [{**task, "is_classification": label} for task, label in zip(tasks, labels) if label is not None]
     n_clf = sum(t["is_classification"] for t in kept)
-    run.record(
-        "classification",
-        len(tasks),
-        len(kept),
-        nonzero(unclear_answer=unclear),
-        classification=n_clf,
-        other=len(kept) - n_clf,
-    )
+    unclear = {"unclear_answer": len(tasks) - len(kept)} if len(kept) < len(tasks) else {}
+    run.record("classification", len(tasks), len(kept), unclear, classification=n_clf, other=len(kept) - n_clf)
     return kept
 
 
 def generate_instances(run: Run, config: SelfInstructConfig, tasks: list[dict], seeds: list[dict]) -> Dataset:
     """Instances for each task (output-first for classification, input-first otherwise), then their filters."""
-    if not tasks:
-        run.record("instance_filter", 0, 0)
-        return Dataset.from_dict({c: [] for c in COLUMNS})
-    raw = not config.use_chat_template
-    prompts = []
-    for row, task in enumerate(tasks):
-        same_kind = [s for s in seeds if s["is_classification"] == task["is_classification"]] or seeds
-        examples = sample_examples(same_kind, 2, config.seed, row, "instances")
-        prompts.append(
-            instances_prompt(
-                task["instruction"], task["is_classification"], examples, config.max_instances_per_task, open_item=raw
-            )
-        )
+    opened = not config.use_chat_template
+    prompts = instance_prompts(tasks, seeds, config.seed, config.max_instances_per_task, opened)
     ds = Dataset.from_dict({"prompt": prompts, ROW_ID: list(range(len(tasks)))})
-    sampling = run.sampling(max_new_tokens=config.instance_max_new_tokens, temperature=config.instance_temperature)
+    sampling = run.sampling(
+        max_new_tokens=config.instance_max_new_tokens,
+        temperature=config.instance_temperature,
+        structured={"regex": config.instance_regex} if config.instance_regex else None,
+    )
     responses = run.generate(
         ds, prompt_column="prompt", output_column="instances", stage="instances", sampling=sampling
     )
-
-    rows, parsed, unparseable, drops = [], 0, 0, {}
-    for task, text, finish_reason in zip(tasks, responses["instances"], responses["finish_reason"]):
-        kind = "instances_classification" if task["is_classification"] else "instances_generation"
-        text = opening(kind) + text if raw else text
-        parse = parse_classification_instances if task["is_classification"] else parse_generation_instances
-        instances, dropped = parse(text, finish_reason)
-        kept, filtered = filter_instances(instances, config.max_instances_per_task)
-        parsed += len(instances) + sum(dropped.values())
-        unparseable += not instances and not dropped
-        for reason, n in (dropped + filtered).items():
-            drops[reason] = drops.get(reason, 0) + n
-        rows += [{**task, **instance} for instance in kept]
-    run.record(
-        "instance_parse",
-        len(tasks),
-        len(tasks) - unparseable,
-        nonzero(unparseable=unparseable),
-        instances_parsed=parsed,
-    )
+    rows, unparseable, parsed, drops = read_instances(tasks, responses, config.max_instances_per_task, opened)
+    no_instances = {"unparseable": unparseable} if unparseable else {}
+    run.record("instance_parse", len(tasks), len(tasks) - unparseable, no_instances, instances_parsed=parsed)
     run.record("instance_filter", parsed, len(rows), drops)
-    return Dataset.from_list(rows) if rows else Dataset.from_dict({c: [] for c in COLUMNS})
+    return Dataset.from_list(rows) if rows else empty_rows()
+
+
+def empty_rows() -> Dataset:
+    return Dataset.from_dict({c: [] for c in COLUMNS})
 
 
 @exit_on_user_error
@@ -327,10 +241,12 @@ def main(argv=None):
     )
     bootstrap_instructions(run, config, pool)
     if config.mode == "alpaca":
-        rows = Dataset.from_list(pool.accepted) if pool.accepted else Dataset.from_dict({c: [] for c in COLUMNS[:5]})
-    else:
+        rows = Dataset.from_list(pool.accepted) if pool.accepted else empty_rows()
+    elif pool.accepted:
         tasks = classify_tasks(run, config, pool.accepted, seeds)
         rows = generate_instances(run, config, tasks, seeds)
+    else:
+        rows = empty_rows()
     run.finish(rows, seed_data=f"{len(seeds)} seed tasks from `{config.dataset}`", columns=COLUMNS)
 
 
