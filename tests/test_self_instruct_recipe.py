@@ -9,9 +9,9 @@ import json
 import shutil
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, run_recipe, shared_data, write_jsonl
-from datasets import load_dataset
+from conftest import REPO, load_recipe, run_recipe, shared_data, write_jsonl
 from huggingface_hub import DatasetCard
 from rouge_score import rouge_scorer
 
@@ -31,12 +31,27 @@ INSTANCES = (
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
+def rows_of(out, folder="data"):
+    """The rows written to `out/folder`, read with pyarrow. (Not `load_dataset(out)`: offline, datasets may
+    return a cached dataset of another folder with the same name.)"""
+    return pq.read_table(out / folder).to_pylist()
+
+
 def stats_of(out):
     return json.loads((out / "stats.json").read_text())
 
 
 def stages_of(out):
     return {s["name"]: s for s in stats_of(out)["stages"]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def engine():
+    """Build the shared engine before any test captures output: vLLM's log handler keeps the stream it saw."""
+    from builders.config import parse_config
+    from builders.engines import build_engine
+
+    return build_engine(parse_config(load_recipe("self_instruct").SelfInstructConfig, ["--config", SMOKE]))
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +72,13 @@ def test_unparseable_output_stops_after_bounded_rounds_with_counts(tmp_path, cap
     assert stages["generate"]["rows_in"] == 8 and stages["generate"]["details"]["rounds"] == 2
     assert stages["parse"]["dropped"] == {"unparseable": 8}
     assert sorted(p.name for p in (out / ".checkpoints").glob("*/round-*")) == ["round-0000", "round-0001"]
-    assert len(load_dataset(str(out), split="train")) == 0
+    assert rows_of(out) == []
 
 
 def test_alpaca_mode_rows_columns_and_funnel(alpaca_output):
-    ds = load_dataset(str(alpaca_output), split="train")
-    assert ds.column_names == ["instruction", "input", "output", "most_similar_instructions", "avg_similarity_score"]
-    assert len(ds) == 10  # num_instructions_to_generate
+    rows = rows_of(alpaca_output)
+    assert [list(r) for r in rows] == [["instruction", "input", "output", "most_similar_instructions",
+                                        "avg_similarity_score"]] * 10  # num_instructions_to_generate  # fmt: skip  # num_instructions_to_generate
     stages = stages_of(alpaca_output)
     assert list(stages) == ["input", "generate", "parse", "filter", "novelty"]
     assert stages["input"]["rows_out"] == 175
@@ -76,15 +91,20 @@ def test_alpaca_mode_rows_columns_and_funnel(alpaca_output):
     assert stages["novelty"]["rows_out"] == 10
     card = DatasetCard.load(alpaca_output / "README.md")
     assert "self-instruct" in card.data.tags and "| novelty |" in card.text
-    rejected = load_dataset(str(alpaca_output), "rejected", split="train")
-    assert set(rejected["reason"]) <= {"target_reached", "too_similar", "too_short", "too_long", "blacklisted_word"}
+    rejected = rows_of(alpaca_output, "rejected")
+    assert {r["reason"] for r in rejected} <= {
+        "target_reached",
+        "too_similar",
+        "too_short",
+        "too_long",
+        "blacklisted_word",
+    }
 
 
 def test_alpaca_mode_similarity_records_are_rouge_scores_against_the_pool(alpaca_output):
-    ds = load_dataset(str(alpaca_output), split="train")
     pool = [json.loads(line)["instruction"] for line in shared_data("seed_tasks.jsonl").read_text().splitlines()]
     pool = [" ".join(p.split()) for p in pool]
-    for row in ds:
+    for row in rows_of(alpaca_output):
         scores = [SCORER.score(row["instruction"], p)["rougeL"].fmeasure for p in pool]
         assert max(scores) <= 0.7
         assert row["avg_similarity_score"] == float(np.mean(scores))
@@ -101,7 +121,7 @@ def test_rerun_resumes_from_round_checkpoints(alpaca_output, tmp_path):
                "--max_new_tokens", 400, "--keep_rejected")  # fmt: skip
     assert stats_of(out)["generation"]["batches_resumed"] >= 1
     assert stats_of(out)["generation"]["batches_generated"] == 0
-    assert load_dataset(str(out), split="train").to_list() == load_dataset(str(alpaca_output), split="train").to_list()
+    assert rows_of(out) == rows_of(alpaca_output)
 
 
 def test_self_instruct_mode_classifies_and_generates_instances(tmp_path):
@@ -109,8 +129,8 @@ def test_self_instruct_mode_classifies_and_generates_instances(tmp_path):
     run_recipe("self_instruct", "--config", SMOKE, "--output_dir", out, "--mode", "self_instruct",
                "--list_regex", INSTRUCTION_LIST, "--instance_regex", INSTANCES, "--max_new_tokens", 200,
                "--instance_max_new_tokens", 120, "--num_instructions_to_generate", 6)  # fmt: skip
-    ds = load_dataset(str(out), split="train")
-    assert ds.column_names == [
+    ds = rows_of(out)
+    assert list(ds[0]) == [
         "instruction", "input", "output", "most_similar_instructions", "avg_similarity_score", "is_classification"
     ]  # fmt: skip
     stages = stages_of(out)
@@ -120,8 +140,9 @@ def test_self_instruct_mode_classifies_and_generates_instances(tmp_path):
     ]  # fmt: skip
     assert stages["novelty"]["rows_out"] == 6 == stages["classify"]["rows_in"] == stages["instances"]["rows_in"]
     assert stages["instance_filter"]["rows_out"] == len(ds) > 0
-    assert len(set(ds["instruction"])) <= 6
-    for instruction in set(ds["instruction"]):
+    instructions = {r["instruction"] for r in ds}
+    assert len(instructions) <= 6
+    for instruction in instructions:
         rows = [r for r in ds if r["instruction"] == instruction]
         assert 1 <= len(rows) <= 5 and len({r["is_classification"] for r in rows}) == 1
         assert len({(r["input"], r["output"]) for r in rows}) == len(rows)  # no duplicate instances
@@ -141,7 +162,9 @@ def error_of(capsys, *args):
 
 def test_bad_seed_files_and_keys_exit_2_naming_the_problem(tmp_path, capsys):
     lines = shared_data("seed_tasks.jsonl").read_text().splitlines()
-    (tmp_path / "broken.jsonl").write_text("\n".join(lines[:4] + ['{"instruction": "Say hi", "instances": ['] + lines[4:6]))
+    (tmp_path / "broken.jsonl").write_text(
+        "\n".join(lines[:4] + ['{"instruction": "Say hi", "instances": ['] + lines[4:6])
+    )
     write_jsonl(tmp_path / "no_instances.jsonl", [{"instruction": "Say hi."}])
     base = ["--config", SMOKE, "--output_dir", tmp_path / "o"]
     message = error_of(capsys, *base, "--dataset", tmp_path / "broken.jsonl")
@@ -160,7 +183,7 @@ def test_bad_seed_files_and_keys_exit_2_naming_the_problem(tmp_path, capsys):
 def test_demo_with_smollm2(tmp_path, mode):
     out = tmp_path / mode
     run_recipe("self_instruct", "--config", DEMO, "--output_dir", out, "--mode", mode)
-    ds = load_dataset(str(out), split="train")
+    ds = rows_of(out)
     stages = stages_of(out)
     assert len(ds) > 0 and stages["novelty"]["rows_out"] > 0
     assert all(len(r["instruction"].split()) >= 4 for r in ds)
