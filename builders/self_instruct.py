@@ -150,23 +150,20 @@ def parse_task_list(text: str, finish_reason: str, max_tasks: int) -> tuple[list
 
 
 def parse_instruction_list(text: str, finish_reason: str, max_tasks: int) -> tuple[list[str], Counter]:
-    """Instructions from a numbered list ("9. ...", "10) ..."), Self-Instruct's format; lines that follow an
-    item without a number continue it. Dropped: `truncated` (last item at the token limit),
-    `beyond_tasks_per_request`."""
-    items: list[list[str]] = []
-    for line in text.splitlines():
-        numbered = NUMBERED_ITEM.match(line)
-        if numbered:
-            items.append([numbered.group(2)])
-        elif items and line.strip():
-            items[-1].append(line)
+    """Instructions from a numbered list ("9. ...", "10) ..."), Self-Instruct's format: one per numbered line.
+
+    Lines without a number (a chat model's explanation or answer under an item) are not part of it; markdown
+    bold markers are removed. Dropped: `truncated` (the last item of a response that hit its token limit),
+    `beyond_tasks_per_request`.
+    """
+    items = [m.group(2) for m in map(NUMBERED_ITEM.match, text.splitlines()) if m]
     dropped = Counter()
     if items and finish_reason == "length":
         items.pop()
         dropped["truncated"] += 1
     instructions = []
     for item in items:
-        instruction = " ".join(" ".join(item).split()).strip("*_ ")
+        instruction = " ".join(item.replace("**", "").replace("__", "").split()).strip("*_ ")
         if not instruction:
             dropped["incomplete"] += 1
         elif len(instructions) == max_tasks:

@@ -3,9 +3,10 @@
 import json
 
 import pytest
-from conftest import shared_data, write_jsonl
+from conftest import load_recipe, shared_data, write_jsonl
 from rouge_score import rouge_scorer
 
+from builders.config import parse_config
 from builders.errors import UserError
 from builders.prompts.self_instruct import opening
 from builders.self_instruct import (
@@ -126,15 +127,18 @@ def test_noise_is_unparseable_and_counted():
 
 
 def test_self_instruct_numbered_instructions():
-    text = """9. Suggest a name for a bakery that sells only vegan pastries.
-10. Given a list of numbers, find the two that add up to the largest sum
-that is still below 100.
+    text = """Here are eight more tasks:
+
+9. Suggest a name for a bakery that sells only vegan pastries.
+10. **Given a list of numbers, find the two that add up to the largest sum below 100.**
+   For example, for [40, 50, 70] the answer is 40 and 50.
 11) Tell me whether the following statement is a fact or an opinion.
+
 12. Write a short apology email to a customer whose order arrived"""
     instructions, dropped = parse_instruction_list(text, finish_reason="length", max_tasks=8)
     assert instructions == [
         "Suggest a name for a bakery that sells only vegan pastries.",
-        "Given a list of numbers, find the two that add up to the largest sum that is still below 100.",
+        "Given a list of numbers, find the two that add up to the largest sum below 100.",  # its example is not
         "Tell me whether the following statement is a fact or an opinion.",
     ]
     assert dropped == {"truncated": 1}
@@ -305,3 +309,14 @@ def test_task_pool_accepts_in_order_and_says_why_not():
     expected = rouge_scorer.RougeScorer(["rougeL"]).score(offers[0]["instruction"], offers[1]["instruction"])
     assert closest == {"instruction": offers[0]["instruction"], "score": expected["rougeL"].fmeasure}
     assert [r["_drop_reason"] for r in pool.rejected] == ["too_similar", "too_similar", "too_short", "target_reached"]
+
+
+def test_regex_flags_are_read_as_text():
+    config_class = load_recipe("self_instruct").SelfInstructConfig
+    regex = r"(\d\. Instruction: [A-Z][a-z]+\n){1,3}"  # not YAML: a mapping key and a flow sequence
+    config = parse_config(config_class, ["--list_regex", regex, "--instance_regex", "[a-z]+", "--top_k", "5"])
+    assert config.list_regex == regex and config.instance_regex == "[a-z]+" and config.top_k == 5
+    assert parse_config(config_class, ["--list_regex", "null"]).list_regex is None
+    assert (config.num_prompt_instructions, config.tasks_per_request) == (3, 20)  # alpaca's
+    config = parse_config(config_class, ["--mode", "self_instruct"])
+    assert (config.num_prompt_instructions, config.tasks_per_request) == (8, 8)  # the paper's

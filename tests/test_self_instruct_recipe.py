@@ -28,6 +28,7 @@ INSTANCES = (
     rf"(Class label: [a-z]{{1,8}}\nInput: {WORDS % (1, 5)}\n){{2,3}}"
     rf"|(Example [1-3]\nInput: {WORDS % (1, 5)}\nOutput: {WORDS % (1, 5)}\n){{2,3}}"
 )
+ALPACA_ARGS = ["--config", SMOKE, "--list_regex", ALPACA_LIST, "--max_new_tokens", 400, "--keep_rejected"]
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
@@ -57,8 +58,7 @@ def engine():
 @pytest.fixture(scope="module")
 def alpaca_output(tmp_path_factory):
     out = tmp_path_factory.mktemp("alpaca") / "out"
-    run_recipe("self_instruct", "--config", SMOKE, "--output_dir", out, "--list_regex", ALPACA_LIST,
-               "--max_new_tokens", 400, "--keep_rejected")  # fmt: skip
+    run_recipe("self_instruct", *ALPACA_ARGS, "--output_dir", out)
     return out
 
 
@@ -117,8 +117,7 @@ def test_rerun_resumes_from_round_checkpoints(alpaca_output, tmp_path):
     out = tmp_path / "resume"
     shutil.copytree(alpaca_output, out)
     shutil.rmtree(out / "data")
-    run_recipe("self_instruct", "--config", SMOKE, "--output_dir", out, "--list_regex", ALPACA_LIST,
-               "--max_new_tokens", 400, "--keep_rejected")  # fmt: skip
+    run_recipe("self_instruct", *ALPACA_ARGS, "--output_dir", out)
     assert stats_of(out)["generation"]["batches_resumed"] >= 1
     assert stats_of(out)["generation"]["batches_generated"] == 0
     assert rows_of(out) == rows_of(alpaca_output)
@@ -126,18 +125,49 @@ def test_rerun_resumes_from_round_checkpoints(alpaca_output, tmp_path):
 
 def test_self_instruct_mode_classifies_and_generates_instances(tmp_path):
     out = tmp_path / "si"
-    run_recipe("self_instruct", "--config", SMOKE, "--output_dir", out, "--mode", "self_instruct",
-               "--list_regex", INSTRUCTION_LIST, "--instance_regex", INSTANCES, "--max_new_tokens", 200,
-               "--instance_max_new_tokens", 120, "--num_instructions_to_generate", 6)  # fmt: skip
+    run_recipe(
+        "self_instruct",
+        "--config",
+        SMOKE,
+        "--output_dir",
+        out,
+        "--mode",
+        "self_instruct",
+        "--list_regex",
+        INSTRUCTION_LIST,
+        "--instance_regex",
+        INSTANCES,
+        "--max_new_tokens",
+        200,
+        "--instance_max_new_tokens",
+        120,
+        "--num_instructions_to_generate",
+        6,
+        "--instance_temperature",
+        1.0,
+    )
     ds = rows_of(out)
     assert list(ds[0]) == [
-        "instruction", "input", "output", "most_similar_instructions", "avg_similarity_score", "is_classification"
-    ]  # fmt: skip
+        "instruction",
+        "input",
+        "output",
+        "most_similar_instructions",
+        "avg_similarity_score",
+        "is_classification",
+    ]
     stages = stages_of(out)
     assert list(stages) == [
-        "input", "generate", "parse", "filter", "novelty", "classify", "classification", "instances",
-        "instance_parse", "instance_filter",
-    ]  # fmt: skip
+        "input",
+        "generate",
+        "parse",
+        "filter",
+        "novelty",
+        "classify",
+        "classification",
+        "instances",
+        "instance_parse",
+        "instance_filter",
+    ]
     assert stages["novelty"]["rows_out"] == 6 == stages["classify"]["rows_in"] == stages["instances"]["rows_in"]
     assert stages["instance_filter"]["rows_out"] == len(ds) > 0
     instructions = {r["instruction"] for r in ds}
@@ -172,8 +202,9 @@ def test_bad_seed_files_and_keys_exit_2_naming_the_problem(tmp_path, capsys):
     assert "line 1 needs 'instances'" in error_of(capsys, *base, "--dataset", tmp_path / "no_instances.jsonl")
     assert "does not exist" in error_of(capsys, *base, "--dataset", tmp_path / "missing.jsonl")
     assert "must be one of alpaca, self_instruct" in error_of(capsys, *base, "--mode", "evol")
-    assert "num_machine_instructions" in error_of(capsys, *base, "--mode", "self_instruct",
-                                                   "--num_machine_instructions", 8)  # fmt: skip
+    assert "num_machine_instructions" in error_of(
+        capsys, *base, "--mode", "self_instruct", "--num_machine_instructions", 8
+    )
     assert "no MinHash dedup" in error_of(capsys, *base, "--dedup", "true")
     assert not (tmp_path / "o").exists()
 
