@@ -152,7 +152,9 @@ def first_sentence(text: str, max_words: int = 40) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--replay", type=int, default=1500, help="Alpaca instructions replayed for exactness")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 10000], help="pool sizes timed")
+    parser.add_argument(
+        "--sizes", type=int, nargs="*", default=[1000, 5000, 10000], help="pool sizes timed (none: skip)"
+    )
     parser.add_argument("--candidates", type=int, default=500, help="candidates our filter scores per size")
     parser.add_argument("--reference-samples", type=int, default=30, help="candidates the reference scores")
     parser.add_argument("--processes", type=int, default=os.cpu_count(), help="Alpaca's num_cpus")
@@ -179,6 +181,8 @@ def main(argv=None) -> None:
             f"differing: {differing}; max |score difference| {r['max_diff']:.1e}"
         )
 
+    if not args.sizes:
+        return
     held_out = len(instructions) - args.candidates
     stream = seeds + instructions[:held_out] + [first_sentence(r["output"]) for r in records]
     candidates = instructions[held_out:]

@@ -17,7 +17,6 @@ from rouge_score import rouge_scorer
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "self_instruct" / "smoke.yaml")
-DEMO = str(REPO / "configs" / "self_instruct" / "demo.yaml")
 WORDS = r"[a-z]{1,8}( [a-z]{1,8}){%d,%d}"
 ALPACA_LIST = (
     rf"(\d\. Instruction: [A-Z]{WORDS % (4, 8)}\.\n\d\. Input:\n(<noinput>|{WORDS % (1, 5)})\n"
@@ -210,12 +209,19 @@ def test_bad_seed_files_and_keys_exit_2_naming_the_problem(tmp_path, capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["alpaca", "self_instruct"])
-def test_demo_with_smollm2(tmp_path, mode):
-    out = tmp_path / mode
-    run_recipe("self_instruct", "--config", DEMO, "--output_dir", out, "--mode", mode)
-    ds = rows_of(out)
+@pytest.mark.parametrize("config", ["demo.yaml", "demo_self_instruct.yaml"])
+def test_demo_with_smollm2(tmp_path, config):
+    out = tmp_path / config.removesuffix(".yaml")
+    run_recipe("self_instruct", "--config", REPO / "configs" / "self_instruct" / config, "--output_dir", out)
+    rows = rows_of(out)
     stages = stages_of(out)
-    assert len(ds) > 0 and stages["novelty"]["rows_out"] > 0
-    assert all(len(r["instruction"].split()) >= 4 for r in ds)
-    assert all(r["avg_similarity_score"] < 0.7 for r in ds)
+    assert stages["input"]["rows_out"] == 175
+    assert stages["novelty"]["rows_out"] == (24 if config == "demo.yaml" else 16)  # reached the target
+    assert len(rows) > 0 and stages[list(stages)[-1]]["rows_out"] == len(rows)
+    pool = [
+        " ".join(json.loads(line)["instruction"].split())
+        for line in shared_data("seed_tasks.jsonl").read_text().splitlines()
+    ]
+    for row in rows:
+        assert len(row["instruction"].split()) >= 4 and row["output"]
+        assert max(SCORER.score(row["instruction"], p)["rougeL"].fmeasure for p in pool) <= 0.7
