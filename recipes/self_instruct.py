@@ -6,10 +6,12 @@ rule filters -> ROUGE-L novelty against the pool, one task at a time] until `num
 -> (Self-Instruct mode: is it a classification task? -> instances, output-first or input-first -> instance
 filters) -> publish.
 
-    python recipes/self_instruct.py --config configs/self_instruct/demo.yaml
-    python recipes/self_instruct.py --config configs/self_instruct/demo.yaml --mode self_instruct
-    python recipes/self_instruct.py --config configs/self_instruct/default.yaml
+    python recipes/self_instruct.py --config configs/self_instruct/demo.yaml                # Alpaca mode
+    python recipes/self_instruct.py --config configs/self_instruct/demo_self_instruct.yaml  # Self-Instruct mode
+    python recipes/self_instruct.py --config configs/self_instruct/default.yaml --mode self_instruct
     accelerate launch recipes/self_instruct.py --config configs/self_instruct/default.yaml
+
+See docs/self_instruct.md.
 
 The accept loop runs in the main process (in every process of a multi-process run, identically): whether a
 task is novel depends on every task accepted before it. Generation is checkpointed per round
