@@ -19,7 +19,7 @@ Two parts, both on the real data in ../shared/data (175 Self-Instruct seed tasks
    the first `--reference-samples` of them; their decisions and scores on that prefix are compared too.
 
     python benchmarks/novelty.py                  # replay of 1,500 instructions + speed table, a few minutes
-    python benchmarks/novelty.py --replay 5000    # replay all 5,000 (about 15 minutes on 2 cores)
+    python benchmarks/novelty.py --replay 5000    # all 5,000 (the reference took 19 min on 2 busy cores)
 """
 
 from __future__ import annotations

@@ -52,10 +52,10 @@ def test_tokens_are_rouge_scores_tokens():
 
 def test_scores_equal_rouge_score_exactly_on_real_instructions_and_long_texts():
     records = alpaca()
-    # Outputs of more than 64 tokens exercise the multi-word path; instructions are the usual case.
-    long_outputs = [r["output"] for r in records if len(rouge_tokens(r["output"])) > 64][:40]
-    pool = seeds() + [r["instruction"] for r in records[:400]] + long_outputs[:30]
-    candidates = [r["instruction"] for r in records[400:430]] + long_outputs[30:] + [seeds()[3], ""]
+    # Outputs of 65 to 200 tokens take the path for entries longer than one 64-bit word.
+    long_outputs = [r["output"] for r in records if 64 < len(rouge_tokens(r["output"])) <= 200][:20]
+    pool = seeds() + [r["instruction"] for r in records[:400]] + long_outputs[:15]
+    candidates = [r["instruction"] for r in records[400:430]] + long_outputs[15:] + [seeds()[3], ""]
     novelty = RougeLNovelty()
     novelty.extend(pool)
     for candidate in candidates:
