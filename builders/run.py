@@ -134,7 +134,8 @@ class Run:
         """
         self._claim()
         if len(ds) == 0:  # nothing survived the earlier stages; the funnel shows why
-            self.funnel.record(stage, 0, 0)
+            if record:
+                self.funnel.record(stage, 0, 0)
             return ds
         done = self.store.count_done(stage)
         if done:
