@@ -6,10 +6,10 @@ from functools import cache
 
 import numpy as np
 import pytest
-from conftest import shared_data
 from rouge_score import rouge_scorer
 
 from builders.novelty import RougeLNovelty, rouge_tokens
+from conftest import shared_data
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 

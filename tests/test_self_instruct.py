@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from conftest import load_recipe, shared_data, write_jsonl
 from rouge_score import rouge_scorer
 
 from builders.config import parse_config
@@ -21,6 +20,7 @@ from builders.self_instruct import (
     parse_yes_no,
     read_seed_tasks,
 )
+from conftest import load_recipe, shared_data, write_jsonl
 
 # A response in Alpaca's format, as text-davinci-003 wrote them: labels numbered, `###` between tasks.
 ALPACA_RESPONSE = """###

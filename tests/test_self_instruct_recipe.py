@@ -11,9 +11,10 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, load_recipe, run_recipe, shared_data, write_jsonl
 from huggingface_hub import DatasetCard
 from rouge_score import rouge_scorer
+
+from conftest import REPO, load_recipe, run_recipe, shared_data, write_jsonl
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "self_instruct" / "smoke.yaml")
