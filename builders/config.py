@@ -164,15 +164,30 @@ def parse_config(config_class: type[RecipeConfig], argv: list[str] | None = None
     config_path, overrides = _split_argv(argv, fields)
     if config_path:
         values.update(_read_yaml(config_path, fields))
-    for key, raw in overrides:
-        values[key] = yaml.safe_load(raw) if raw is not None else True
-
     hints = typing.get_type_hints(config_class)
+    for key, raw in overrides:
+        values[key] = _flag_value(raw, hints[key])
+
     typed = {key: _check(value, hints[key], key) for key, value in values.items()}
     try:
         return config_class(**typed)
     except TypeError as err:  # a required field without a value
         raise UserError(f"config is incomplete: {err}") from None
+
+
+def _flag_value(raw: str | None, tp: Any) -> Any:
+    """A flag's value read as YAML (`--top_k 50` is an int); a string key keeps text that YAML reads otherwise
+    or cannot read (a regex such as `[a-z]+` or `(a|b): c`)."""
+    if raw is None:
+        return True  # a bare flag means true
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    takes_str = tp is str or (typing.get_origin(tp) in (typing.Union, types.UnionType) and str in typing.get_args(tp))
+    if takes_str and isinstance(value, (list, dict)):
+        return raw
+    return value
 
 
 def _split_argv(argv: list[str], fields: dict) -> tuple[str | None, list[tuple[str, str | None]]]:

@@ -132,12 +132,17 @@ class Run:
         sampling: Sampling | None = None,
         use_chat_template: bool | None = None,
         system_prompt: str | None = None,
+        record: bool = True,
     ) -> Dataset:
-        """Generate `output_column` for every row; finished batches are checkpointed and never redone."""
+        """Generate `output_column` for every row; finished batches are checkpointed and never redone.
+
+        `record=False` leaves the funnel to the caller (e.g. many rounds of one loop recorded as one stage).
+        """
         engine = self.engine  # built first: a model or server that fails leaves the output folder untouched
         self._claim()
         if len(ds) == 0:  # nothing survived the earlier stages; the funnel shows why
-            self.funnel.record(stage, 0, 0)
+            if record:
+                self.funnel.record(stage, 0, 0)
             return ds
         done = self.store.count_done(stage)
         if done:
@@ -159,7 +164,8 @@ class Run:
         )
         self.funnel.prompt_tokens += sum(out["prompt_tokens"])
         self.funnel.completion_tokens += sum(out["completion_tokens"])
-        self.funnel.record(stage, len(ds), len(out))
+        if record:
+            self.funnel.record(stage, len(ds), len(out))
         return out
 
     # -- filtering -----------------------------------------------------------------------------------------
@@ -235,6 +241,10 @@ class Run:
         self.funnel.record(stage, len(ds), len(kept), dropped, **details)
         self._keep_rejected(removed.add_column(REASON, ["contaminated"] * len(removed)), stage)
         return kept
+
+    def keep_rejected(self, rejected: Dataset, stage: str) -> None:
+        """Keep rows a recipe dropped itself (with a `_drop_reason` column) for the `rejected` split."""
+        self._keep_rejected(rejected, stage)
 
     def _keep_rejected(self, rejected: Dataset, stage: str) -> None:
         if not self.config.keep_rejected or len(rejected) == 0:
