@@ -113,6 +113,7 @@ class Run:
             top_p=c.top_p,
             top_k=c.top_k,
             repetition_penalty=c.repetition_penalty,
+            chat_template_kwargs=dict(c.chat_template_kwargs),
         )
         return base.replace(**overrides) if overrides else base
 
@@ -242,7 +243,13 @@ class Run:
         save_config(self.config, staging / "config.yaml")
         self.funnel.write(staging / "stats.json")
         card = build_card(
-            ds, self.info, self.config, self.funnel, seed_data=seed_data, has_rejected=bool(self.rejected)
+            ds,
+            self.info,
+            self.config,
+            self.funnel,
+            seed_data=seed_data,
+            has_rejected=bool(self.rejected),
+            sections=list(card_sections),
         )
         card.save(staging / "README.md")
         publish(staging, self.output_dir)
