@@ -37,7 +37,12 @@ PROMPT_MARKERS = (
     "brand-new task",
     "the following task",
 )
-_LABEL = re.compile(r"^\W*(?:new |rewritten |revised |harder |evolved )?(?:task|prompt|instruction)\s*[:：]", re.I)
+# A label in front of the rewrite ("Task:", "Here is the new task:"), as our prompt's "Task:" line invites.
+_LABEL = re.compile(
+    r"^\W*(?:here is |here's )?(?:the |a |my )?(?:new |rewritten |revised |harder |evolved |more \w+ )?"
+    r"(?:task|prompt|instruction)\W*[:：]",
+    re.IGNORECASE,
+)
 
 _REFUSAL_START = re.compile(
     r"^\W*(i'?m sorry|i am sorry|sorry\b|i apologi[sz]e|i cannot|i can'?t|i can not|i'?m unable|i am unable|"

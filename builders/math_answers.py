@@ -60,7 +60,7 @@ def extract_final_answer(text: str) -> str | None:
     stated = list(_ANSWER_IS.finditer(text))
     if stated:
         tail = text[stated[-1].end() :].strip()
-        span = re.split(r"\n|(?<=[^\d])[.。](?!\d)", tail, maxsplit=1)[0].strip()
+        span = re.split(r"\n|。|[.!?](?=\s|$)", tail, maxsplit=1)[0].strip()
         if _NUMBER.search(span):
             return span
     numbers = [m.group(0) for m in _NUMBER.finditer(text) if re.search(r"\d", m.group(0))]

@@ -159,7 +159,8 @@ def main(argv=None):
             break
 
     if config.output == "all_rounds":
-        rows = concatenate_datasets([s.select_columns(rows.column_names) for s in survivors])
+        rows = concatenate_datasets([s.select_columns(rows.column_names) for s in survivors if len(s)] or [rows])
+        rows = rows.flatten_indices()  # dedup's select([]) on a concatenation of selections fails otherwise
         run.record("all_rounds", len(survivors[-1]), len(rows), rounds=len(survivors))
     rows = run.dedup(rows, column="instruction", stage="dedup")
     rows = rows.map(lambda b: {"model": [config.model] * len(b["instruction"])}, batched=True, desc="Metadata")
