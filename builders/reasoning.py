@@ -97,9 +97,11 @@ def reasoning_checks(
     check_language: bool = True,
     max_repeated_ngrams: float | None = 0.3,
     tolerance: float = 1e-6,
+    open_tag: str = OPEN_TAG,
+    close_tag: str = CLOSE_TAG,
 ) -> list[Check]:
     """Checks on parsed rows (`reasoning`, `answer`, `think_closed`, `finish_reason`), in this order:
-    failed request, truncated, no closed think block, empty answer, answer in another language than the
+    failed request, truncated, no closed think block, a stray tag left in the trace or the answer, empty answer, answer in another language than the
     question, looping trace, wrong final answer (only where the row has a numeric reference answer).
     """
 
@@ -111,6 +113,10 @@ def reasoning_checks(
 
     def think_closed(row):
         return bool(row["think_closed"]), "no_closed_think_block"
+
+    def well_formed(row):
+        stray = any(tag in (row["reasoning"] or "") + row["answer"] for tag in (open_tag, close_tag))
+        return not stray, "malformed_think_block"
 
     def has_answer(row):
         return bool((row["answer"] or "").strip()), "empty_answer"
@@ -132,7 +138,7 @@ def reasoning_checks(
     checks: list[Check] = [request_ok]
     if drop_truncated:
         checks.append(not_truncated)
-    checks += [think_closed, has_answer]
+    checks += [think_closed, well_formed, has_answer]
     if check_language:
         checks.append(same_language)
     if max_repeated_ngrams is not None:

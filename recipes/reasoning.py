@@ -220,6 +220,8 @@ def main(argv=None):
         check_language=config.check_language,
         max_repeated_ngrams=config.max_repeated_ngrams,
         tolerance=config.answer_tolerance,
+        open_tag=config.open_tag,
+        close_tag=config.close_tag,
     )
     kept = run.filter(parsed, checks, stage="filter")
     kept = kept.map(to_messages, batched=True, fn_kwargs={"config": config}, desc="Building messages")

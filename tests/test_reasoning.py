@@ -183,6 +183,12 @@ def test_checks_drop_each_failure_with_its_reason():
             "为什么天空是蓝色的？", "<think>\n瑞利散射。\n</think>\n\n因为空气对蓝光的散射更强。", reference="n/a"
         ),
         parsed_row("Name three primary colors.", "", finish_reason="error"),
+        parsed_row(  # SmolLM2 with a prefilled tag: it opened more blocks inside the first one
+            "Solve for x: 3x + 7 = 25.",
+            "<think>\n<think>\n</think>\n<think>\n</think>\n\nThe answer is 3x + 7 = 25.",
+            reference="6",
+            started_inside=True,
+        ),
     ]
     kept, rejected, counts = apply_checks(
         Dataset.from_list(rows), reasoning_checks(reference_column="reference_answer"), desc="checks"
@@ -200,6 +206,7 @@ def test_checks_drop_each_failure_with_its_reason():
         "reasoning_loops": 1,
         "wrong_answer": 1,
         "request_failed": 1,
+        "malformed_think_block": 1,
     }
 
 
