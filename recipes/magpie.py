@@ -128,6 +128,8 @@ def main(argv=None):
     config = parse_config(MagpieConfig, argv)
     if config.num_samples is None:
         raise UserError("Magpie needs `num_samples`: the number of conversations to generate")
+    if config.dataset:
+        raise UserError("Magpie takes no input dataset (the model writes the queries); remove `dataset`")
     if config.turns < 1:
         raise UserError(f"config key 'turns' must be >= 1, got {config.turns}")
     run = Run(config, INFO)

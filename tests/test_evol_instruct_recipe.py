@@ -87,7 +87,17 @@ def test_lineage_records_every_round(smoke_output, seeds):
 def test_all_rounds_output_keeps_each_generation(smoke_output, tmp_path):
     out = tmp_path / "all"
     run_recipe(
-        "evol_instruct", "--config", SMOKE, "--output_dir", out, "--output", "all_rounds", "--operations", "deepen"
+        "evol_instruct",
+        "--config",
+        SMOKE,
+        "--output_dir",
+        out,
+        "--output",
+        "all_rounds",
+        "--operations",
+        "deepen",
+        "--num_samples",
+        4,
     )
     ds = read_output(out)
     by_round = {r: [row for row in ds if row["rounds"] == r] for r in (1, 2)}

@@ -100,3 +100,11 @@ def test_demo_with_smollm2(tmp_path):
 
     assert sum(is_request(q) for q in ds["instruction"]) == len(ds)
     assert "You are a helpful AI assistant named SmolLM" in (out / "README.md").read_text()
+
+
+def test_an_input_dataset_is_a_user_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_recipe("magpie", "--config", SMOKE, "--output_dir", tmp_path / "o", "--dataset", "questions.jsonl")
+    assert exit_.value.code == 2
+    assert "Magpie takes no input dataset" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
