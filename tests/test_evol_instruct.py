@@ -4,7 +4,6 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import shared_data
 
 from builders.errors import UserError
 from builders.evol_instruct import (
@@ -23,6 +22,7 @@ from builders.evol_instruct import (
     response_checks,
 )
 from builders.filters import apply_checks
+from conftest import shared_data
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from conftest import REPO, run_recipe, shared_data
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
 from builders.evol_instruct import OPERATIONS, choose_operation
+from conftest import REPO, run_recipe, shared_data
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "evol_instruct" / "smoke.yaml")
@@ -22,12 +22,6 @@ COLUMNS = [
     "model",
     "finish_reason",
 ]
-
-
-def read_output(out):
-    """The output as a user opens it, `load_dataset(output_dir)`, with a cache of its own: datasets keys the cache
-    of a local folder by the folder's name only, so two outputs named alike would read each other's rows."""
-    return load_dataset(str(out), split="train", cache_dir=str(out) + "-hf-cache")
 
 
 def stats_of(out):
@@ -54,7 +48,7 @@ def smoke_output(tmp_path_factory):
 
 
 def test_lineage_records_every_round(smoke_output, seeds):
-    ds = read_output(smoke_output)
+    ds = load_dataset(str(smoke_output), split="train")
     assert ds.column_names == COLUMNS and len(ds) > 0
     for row in ds:
         row_id = seeds.index(row["original_instruction"])
@@ -99,7 +93,7 @@ def test_all_rounds_output_keeps_each_generation(smoke_output, tmp_path):
         "--num_samples",
         4,
     )
-    ds = read_output(out)
+    ds = load_dataset(str(out), split="train")
     by_round = {r: [row for row in ds if row["rounds"] == r] for r in (1, 2)}
     assert by_round[1] and by_round[2]
     assert all(row["operations"] == ["deepen"] * row["rounds"] for row in ds)
@@ -124,5 +118,5 @@ def test_demo_with_smollm2(tmp_path):
     assert stats["stages"][0]["rows_in"] == 40
     eliminated = sum(sum(s["dropped"].values()) for s in stats["stages"] if s["name"].startswith("eliminate"))
     assert eliminated > 0
-    ds = read_output(out)
+    ds = load_dataset(str(out), split="train")
     assert all(len(row["operations"]) == 2 for row in ds)

@@ -3,20 +3,15 @@
 import json
 
 import pytest
-from conftest import REPO, run_recipe
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
+
+from conftest import REPO, run_recipe
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "magpie" / "smoke.yaml")
 DEMO = str(REPO / "configs" / "magpie" / "demo.yaml")
 COLUMNS = ["conversation", "instruction", "response", "model", "generation", "finish_reason"]
-
-
-def read_output(out):
-    """The output as a user opens it, `load_dataset(output_dir)`, with a cache of its own: datasets keys the cache
-    of a local folder by the folder's name only, so two outputs named alike would read each other's rows."""
-    return load_dataset(str(out), split="train", cache_dir=str(out) + "-hf-cache")
 
 
 def stats_of(out):
@@ -37,7 +32,7 @@ def smoke_output(tmp_path_factory):
 
 
 def test_queries_and_answers_come_from_the_model_alone(smoke_output):
-    ds = read_output(smoke_output)
+    ds = load_dataset(str(smoke_output), split="train")
     assert ds.column_names == COLUMNS and len(ds) > 0
     for row in ds:
         user, assistant = row["conversation"]
@@ -63,7 +58,7 @@ def test_system_prompt_and_follow_up_turns(tmp_path):
     run_recipe(
         "magpie", "--config", SMOKE, "--output_dir", out, "--num_samples", 4, "--turns", 2, "--system_prompt", system
     )
-    ds = read_output(out)
+    ds = load_dataset(str(out), split="train")
     assert len(ds) > 0
     for row in ds:
         roles = [m["role"] for m in row["conversation"]]
@@ -94,7 +89,7 @@ def test_demo_with_smollm2(tmp_path):
     run_recipe("magpie", "--config", DEMO, "--output_dir", out)
     stats = stats_of(out)
     assert_funnel_adds_up(stats)
-    ds = read_output(out)
+    ds = load_dataset(str(out), split="train")
     assert len(ds) > 10
     from builders.magpie import is_request
 

@@ -4,24 +4,18 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, load_recipe, read_jsonl, run_recipe
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
 from builders.config import parse_config
 from builders.reasoning import parse_thinking
+from conftest import REPO, load_recipe, read_jsonl, run_recipe
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "reasoning" / "smoke.yaml")
 DEMO = str(REPO / "configs" / "reasoning" / "demo.yaml")
 QUESTIONS = REPO / "configs" / "reasoning" / "questions.jsonl"
 COLUMNS = ["instruction", "input", "reasoning", "answer", "messages", "model", "finish_reason", "completion_tokens"]
-
-
-def read_output(out):
-    """The output as a user opens it, `load_dataset(output_dir)`, with a cache of its own: datasets keys the cache
-    of a local folder by the folder's name only, so two outputs named alike would read each other's rows."""
-    return load_dataset(str(out), split="train", cache_dir=str(out) + "-hf-cache")
 
 
 def stats_of(out):
@@ -42,7 +36,7 @@ def smoke_output(tmp_path_factory):
 
 
 def test_budget_forced_traces_become_sft_messages(smoke_output):
-    ds = read_output(smoke_output)
+    ds = load_dataset(str(smoke_output), split="train")
     assert ds.column_names == COLUMNS
     questions = read_jsonl(QUESTIONS)[:8]
     # the tiny model never closes a block: every trace ran out of budget, was closed, and got an answer
@@ -112,6 +106,6 @@ def test_demo_with_smollm2(tmp_path):
     assert stats["stages"][0]["rows_in"] == 30
     filter_stage = next(s for s in stats["stages"] if s["name"] == "filter")
     assert filter_stage["rows_in"] == 30 and sum(filter_stage["dropped"].values()) > 0
-    ds = read_output(out)
+    ds = load_dataset(str(out), split="train")
     for row in ds:
         assert parse_thinking(row["messages"][1]["content"]).answer == row["answer"] and row["answer"]
