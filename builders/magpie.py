@@ -120,7 +120,10 @@ _REQUEST_VERBS = (
 _REQUEST_PHRASES = re.compile(
     r"\b(please|can you|could you|would you|will you|help me|i need|i want|i'?d like|i would like|"
     r"i'?m looking for|i am looking for|i'?m trying|i am trying|how do i|how can i|how to|what is|what are|"
-    r"what's|why|how does|how do|which|who|when|where|is it|are there|should i)\b"
+    r"what's|why|how does|how do|which|who|when|where|is it|are there|should i|"
+    # a user describing a problem or a plan asks for help even without a question mark
+    r"help|advice|tips|suggestions?|ideas|recommend\w*|wondering|curious|struggling|stuck|confused|"
+    r"considering|planning|having (?:a )?(?:hard|difficult|tough) time|having trouble)\b"
     r"|请|帮我|帮忙|怎么|怎样|如何|什么|为什么|哪|吗|能否|能不能|可以|告诉我|写一|解释|介绍|推荐|翻译|总结|计算",
     re.IGNORECASE,
 )

@@ -127,6 +127,8 @@ def test_clean_query_cuts_at_special_tokens():
         "Could you explain to me the difference between a fail-through dataset and a count-through dataset?",
         "Write a haiku about autumn rain.",
         "I need a packing list for a three-day hiking trip",
+        "I'm considering making a lifestyle change to reduce our energy consumption by aiming to reduce waste paper",
+        "I'm having a difficult time with my early launch of a sci-fi film franchise.",  # SmolLM2, both
         "请帮我写一首关于秋天的短诗",
         "如何提高英语口语水平",
         "Python里列表和元组有什么区别",
