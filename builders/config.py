@@ -53,6 +53,9 @@ class RecipeConfig:
     )
     use_chat_template: bool = knob(True, "true: chat with the model's template; false: raw completion (base models)")
     system_prompt: str | None = knob(None, "system message prepended in chat mode")
+    chat_template_kwargs: dict = knob(
+        {}, "extra variables for the model's chat template, e.g. {enable_thinking: true} for Qwen3"
+    )
     dtype: str = knob("auto", "model dtype for the engine (auto, bfloat16, float16, float32)")
     max_model_len: int | None = knob(None, "context length given to vLLM (None: the model's)", affects_data=False)
     tensor_parallel_size: int = knob(1, "GPUs per engine (vLLM)", affects_data=False)

@@ -119,6 +119,7 @@ class Run:
             top_p=c.top_p,
             top_k=c.top_k,
             repetition_penalty=c.repetition_penalty,
+            chat_template_kwargs=dict(c.chat_template_kwargs),
         )
         return base.replace(**overrides) if overrides else base
 

@@ -1,0 +1,219 @@
+"""Reasoning traces: the think-block parser, final-answer extraction and comparison, loops, and the checks.
+
+The outputs below are written the way Qwen3, DeepSeek-R1 distills and non-thinking chat models write them,
+in English and in Chinese.
+"""
+
+import pytest
+
+from builders.filters import apply_checks
+from builders.math_answers import answers_match, extract_final_answer, parse_number, parse_reference
+from builders.reasoning import (
+    assistant_content,
+    forced_answer_prefill,
+    parse_thinking,
+    question_text,
+    reasoning_checks,
+    template_opens_think,
+    unclosed_trace,
+)
+from builders.repetition import repeated_ngram_fraction, text_units
+
+QWEN3_OUTPUT = (
+    "<think>\nOkay, the user wants 17 times 23. Let me break it down: 17 times 20 is 340, and 17 times 3 is 51. "
+    "Adding them gives 340 + 51 = 391. Let me double-check with 23 times 17: 23 times 10 is 230, 23 times 7 "
+    "is 161, and 230 + 161 = 391. Both agree.\n</think>\n\n17 multiplied by 23 is **391**."
+)
+R1_OUTPUT_ZH = (  # the template opened the block: the output starts inside it
+    "嗯，用户问小明现在有几个苹果。一开始有 5 个，妈妈又给了 7 个，所以是 5 + 7 = 12 个。"
+    "然后他吃掉了 3 个，12 - 3 = 9。所以最后有 9 个苹果。\n</think>\n\n小明现在有 9 个苹果。计算过程：5 + 7 - 3 = 9。"
+)
+LOOPING_TRACE = "<think>\n" + "Wait, let me recompute the total: 5 plus 7 is 12, then minus 3 gives 9. " * 8
+
+
+def test_parse_a_trace_the_model_opened_itself():
+    parsed = parse_thinking(QWEN3_OUTPUT)
+    assert parsed.closed and parsed.opened
+    assert parsed.reasoning.startswith("Okay, the user wants 17 times 23.") and parsed.reasoning.endswith("agree.")
+    assert parsed.answer == "17 multiplied by 23 is **391**."
+
+
+def test_parse_an_output_that_starts_inside_the_block():
+    parsed = parse_thinking(R1_OUTPUT_ZH)
+    assert parsed.closed
+    assert parsed.reasoning.startswith("嗯，用户问") and "</think>" not in parsed.reasoning
+    assert parsed.answer.startswith("小明现在有 9 个苹果")
+
+
+def test_unclosed_and_untagged_outputs():
+    cut = parse_thinking("<think>\nLet me think about the seasons. The Earth's axis is tilted by")
+    assert not cut.closed and cut.opened and cut.reasoning is None and cut.answer == ""
+    plain = parse_thinking("The capital of France is Paris.")
+    assert not plain.closed and not plain.opened
+    prefilled = parse_thinking("The Earth's axis is tilted", started_inside=True)
+    assert not prefilled.closed and prefilled.opened
+
+
+def test_custom_tags_and_second_closing_tag_stays_in_the_answer():
+    parsed = parse_thinking("<reasoning>a then b</reasoning>done </reasoning>", "<reasoning>", "</reasoning>")
+    assert parsed.reasoning == "a then b" and parsed.answer == "done </reasoning>"
+
+
+def test_budget_forcing_closes_the_trace_so_far():
+    text = "<think>\n" + "The train covers 180 km in 2.5 hours, so"
+    assert unclosed_trace(text) == "The train covers 180 km in 2.5 hours, so"
+    assert forced_answer_prefill(text) == "<think>\nThe train covers 180 km in 2.5 hours, so\n</think>\n\n"
+    assert unclosed_trace("no tag at all ") == "no tag at all"
+
+
+def test_messages_content_and_question_text():
+    assert question_text(" Compute the average. ", "4, 8") == "Compute the average.\n\n4, 8"
+    assert question_text("为什么天空是蓝色的？", None) == "为什么天空是蓝色的？"
+    content = assistant_content("5 + 7 - 3 = 9", "9 个")
+    assert parse_thinking(content).reasoning == "5 + 7 - 3 = 9" and parse_thinking(content).answer == "9 个"
+
+
+def test_template_that_opens_the_block_is_detected(tiny_model):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    assert not template_opens_think(tokenizer)
+    r1_style = tokenizer.chat_template.replace("assistant\n' }}", "assistant\n<think>\n' }}")
+    assert r1_style != tokenizer.chat_template
+    tokenizer.chat_template = r1_style
+    assert template_opens_think(tokenizer)
+
+
+# --- final answers -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer, reference, expected",
+    [
+        ("So the final answer is \\boxed{\\frac{3}{4}}.", "3/4", True),
+        ("45 minutes is $\\boxed{\\dfrac{3}{4}}$ of an hour.", "0.75", True),
+        ("The answer is 0.75 hours.", "3/4", True),
+        ("The sale price is $30.00.", "30", True),
+        ("15% of 240 is 36.", "36", True),
+        ("Natalia sold 48 + 24 = 72 clips.\n#### 72", "#### 72", True),
+        ("一本书一共读了 30 + 40 = 70 页。答案是 70 页。", "70", True),
+        ("小明现在有 9 个苹果。计算过程：5 + 7 - 3 = 9。", "9个", True),
+        ("Solving 3x + 7 = 25 gives x = 6.", "6", True),
+        ("The discount is 0.25 of the price.", "25%", True),
+        ("About 25% of the price.", "0.25", True),
+        ("The company earned 1,200 dollars.", "$1,200", True),
+        ("17 × 23 = 381", "391", False),
+        ("The answer is \\boxed{72}.", "27", False),
+        ("I am not sure how to compute this.", "18", False),
+        ("The average speed is 72 km/h.", "72 km/h", True),
+    ],
+)
+def test_final_answer_against_reference(answer, reference, expected):
+    assert answers_match(extract_final_answer(answer), parse_reference(reference)) is expected
+
+
+def test_extraction_prefers_boxed_then_marked_then_stated_then_last_number():
+    assert extract_final_answer("We get \\boxed{\\frac{1}{\\sqrt{2}}} in the end, not 3.") == "\\frac{1}{\\sqrt{2}}"
+    assert extract_final_answer("Total: 12 apples.\n#### 12") == "12"
+    assert extract_final_answer("The answer is 18. Earlier I said 20.") == "18"
+    assert extract_final_answer("First 4, then 8, finally 15.") == "15"
+    assert extract_final_answer("No digits here.") is None
+    assert extract_final_answer("\\boxed{12") == "12"  # unbalanced box: falls back to the last number
+
+
+def test_numbers_compare_exactly_or_within_tolerance():
+    assert parse_number("\\frac{-3}{4}").value == parse_number("-0.75").value
+    assert parse_number("1,234.5").value == parse_number("1234.5").value
+    assert not answers_match("3.1416", parse_reference("3.14159"))
+    assert answers_match("3.1416", parse_reference("3.14159"), tolerance=1e-4)
+
+
+def test_only_numeric_references_are_checked():
+    assert parse_reference("Paris") is None
+    assert parse_reference("3 apples and 4 pears") is None
+    assert parse_reference("") is None and parse_reference(None) is None
+    assert parse_reference(18).value == 18
+    assert parse_reference("The average is \\boxed{18}").value == 18
+
+
+# --- loops ---------------------------------------------------------------------------------------------------
+
+
+def test_repeated_ngrams_separate_loops_from_ordinary_traces():
+    assert repeated_ngram_fraction(QWEN3_OUTPUT) < 0.05
+    assert repeated_ngram_fraction(R1_OUTPUT_ZH) < 0.05
+    assert repeated_ngram_fraction(LOOPING_TRACE) > 0.6
+    zh_loop = "我们再检查一遍：五加七等于十二，减去三等于九。" * 6
+    assert repeated_ngram_fraction(zh_loop) > 0.6
+    assert text_units(zh_loop)[1] and not text_units(QWEN3_OUTPUT)[1]
+    assert repeated_ngram_fraction("too short") == 0.0
+
+
+# --- the checks on parsed rows -------------------------------------------------------------------------------
+
+
+def parsed_row(question, output, finish_reason="stop", reference=None, started_inside=False):
+    parsed = parse_thinking(output, started_inside=started_inside)
+    return {
+        "question": question,
+        "reasoning": parsed.reasoning or "",
+        "answer": parsed.answer,
+        "think_closed": parsed.closed,
+        "finish_reason": finish_reason,
+        "reference_answer": reference,
+    }
+
+
+def test_checks_drop_each_failure_with_its_reason():
+    from datasets import Dataset
+
+    rows = [
+        parsed_row("What is 17 multiplied by 23?", QWEN3_OUTPUT, reference="391"),  # kept
+        parsed_row("小明有几个苹果？", R1_OUTPUT_ZH, reference="9"),  # kept
+        parsed_row("Why do we have seasons?", "<think>\nThe axis is tilted and", finish_reason="length"),
+        parsed_row("Name three primary colors.", "Red, yellow and blue."),
+        parsed_row("Name three primary colors.", "<think>\nRed, yellow, blue.\n</think>\n\n"),
+        parsed_row(
+            "为什么天空是蓝色的？",
+            "<think>\nRayleigh scattering.\n</think>\n\nThe sky looks blue because air scatters blue light more.",
+        ),
+        parsed_row("小明有几个苹果？", LOOPING_TRACE + "</think>\n\n小明有 9 个苹果。"),
+        parsed_row("What is 17 multiplied by 23?", QWEN3_OUTPUT.replace("**391**", "**381**"), reference="391"),
+        parsed_row(
+            "为什么天空是蓝色的？", "<think>\n瑞利散射。\n</think>\n\n因为空气对蓝光的散射更强。", reference="n/a"
+        ),
+        parsed_row("Name three primary colors.", "", finish_reason="error"),
+        parsed_row(  # SmolLM2 with a prefilled tag: it opened more blocks inside the first one
+            "Solve for x: 3x + 7 = 25.",
+            "<think>\n<think>\n</think>\n<think>\n</think>\n\nThe answer is 3x + 7 = 25.",
+            reference="6",
+            started_inside=True,
+        ),
+    ]
+    kept, rejected, counts = apply_checks(
+        Dataset.from_list(rows), reasoning_checks(reference_column="reference_answer"), desc="checks"
+    )
+    assert kept["answer"] == [
+        "17 multiplied by 23 is **391**.",
+        "小明现在有 9 个苹果。计算过程：5 + 7 - 3 = 9。",
+        "因为空气对蓝光的散射更强。",
+    ]
+    assert dict(counts) == {
+        "truncated": 1,
+        "no_closed_think_block": 1,
+        "empty_answer": 1,
+        "answer_language_differs": 1,
+        "reasoning_loops": 1,
+        "wrong_answer": 1,
+        "request_failed": 1,
+        "malformed_think_block": 1,
+    }
+
+
+def test_checks_can_be_relaxed():
+    truncated = parsed_row("Why?", "<think>\nBecause\n</think>\n\nIt is so.", finish_reason="length")
+    zh_en = parsed_row("为什么？", "<think>\nok\n</think>\n\nBecause the air scatters blue light.")
+    relaxed = reasoning_checks(drop_truncated=False, check_language=False, max_repeated_ngrams=None)
+    assert all(check(truncated)[0] and check(zh_en)[0] for check in relaxed)
+    strict = reasoning_checks()
+    assert [check(zh_en)[1] for check in strict if not check(zh_en)[0]] == ["answer_language_differs"]
