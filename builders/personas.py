@@ -43,9 +43,8 @@ LINEAGE = Features(
 )
 PERSONA_COLUMNS = list(LINEAGE)
 
-_LABEL = re.compile(
-    r"^\s*(?:[-*•]|\d+[.)])?\s*(?:\*\*)?\s*(?:the\s+)?persona\s*(?:\d+)?\s*[:\-–]\s*(?:\*\*)?\s*", re.I
-)
+_MARKER = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")  # a list marker: "- ", "1. "
+_LABEL = re.compile(r"^(?:\*\*)?\s*(?:the\s+)?persona\s*\d*\s*(?:\*\*)?\s*[:\-–]\s*(?:\*\*)?\s*", re.I)
 
 
 # --- prompt rows -------------------------------------------------------------------------------------------------
@@ -138,7 +137,7 @@ def synthesis_rows(batch, *, tasks, per_persona, few_shot, seed):
 def clean_persona(text: str) -> str:
     """The first non-empty line, without a 'Persona:' label, list marker, bold marks or surrounding quotes."""
     line = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
-    line = _LABEL.sub("", line).replace("**", "").strip()
+    line = _LABEL.sub("", _MARKER.sub("", line)).replace("**", "").strip()
     if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'“”":
         line = line[1:-1].strip()
     return " ".join(line.strip('"“”').split())
