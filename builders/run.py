@@ -247,6 +247,19 @@ class Run:
         """Keep rows a recipe dropped itself (with a `_drop_reason` column) for the `rejected` split."""
         self._keep_rejected(rejected, stage)
 
+    def embedding_dedup(
+        self, ds: Dataset, column: str, stage: str, threshold: float = 0.9, model: str = "all-minilm-l6-v2"
+    ) -> Dataset:
+        """Drop rows whose `column` embeds within cosine `threshold` of an earlier kept row (blocked, never n x n)."""
+        from builders.embedding_dedup import embedding_dedup
+
+        kept, stats, removed = embedding_dedup(ds, column, threshold=threshold, model=model, return_removed=True)
+        removed_count = stats.pop("removed")
+        dropped = {"semantic_duplicate": removed_count} if removed_count else {}
+        self.funnel.record(stage, len(ds), len(kept), dropped, **stats)
+        self._keep_rejected(removed.add_column(REASON, ["semantic_duplicate"] * len(removed)), stage)
+        return kept
+
     def _keep_rejected(self, rejected: Dataset, stage: str) -> None:
         if not self.config.keep_rejected or len(rejected) == 0:
             return

@@ -1,0 +1,166 @@
+"""The Persona Hub recipe end to end through the real vLLM engine (tiny random model; SmolLM2 in the slow test)."""
+
+import json
+
+import pytest
+from conftest import REPO, run_recipe, shared_data, write_jsonl
+from datasets import load_dataset
+
+from builders.personas import PERSONA_COLUMNS
+from builders.prompts.persona_hub import RELATIONS, TASKS, VIEWPOINTS
+
+pytestmark = pytest.mark.vllm
+SMOKE = str(REPO / "configs" / "persona_hub" / "smoke.yaml")
+DEMO = str(REPO / "configs" / "persona_hub" / "demo.yaml")
+SYNTHESIS_COLUMNS = [*PERSONA_COLUMNS[:-1], "task", "prompt", "output", "finish_reason"]
+
+
+def alpaca_outputs(n):
+    return [r["output"] for r in json.loads(shared_data("alpaca_5000.json").read_text())[:n]]
+
+
+def stats_of(out):
+    return json.loads((out / "stats.json").read_text())
+
+
+def stage(stats, name):
+    return next(s for s in stats["stages"] if s["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def smoke_output(tmp_path_factory):
+    out = tmp_path_factory.mktemp("persona") / "out"
+    run_recipe("persona_hub", "--config", SMOKE, "--output_dir", out)
+    return out
+
+
+def test_smoke_run_writes_personas_with_their_origin_and_synthesized_data(smoke_output):
+    ds = load_dataset(str(smoke_output), split="train")
+    assert ds.column_names == SYNTHESIS_COLUMNS and len(ds) > 0
+    docs = alpaca_outputs(6)
+    for row in ds:
+        assert row["task"] in TASKS and row["persona"] in row["prompt"]
+        if row["hop"] == 0:
+            assert row["source_text"] in docs and row["relation"] in VIEWPOINTS and row["parent_id"] is None
+        else:
+            assert row["source_text"] is None and row["relation"] in RELATIONS and row["parent_persona"]
+    assert set(ds["hop"]) <= {0, 1, 2}
+
+    stats = stats_of(smoke_output)
+    names = [s["name"] for s in stats["stages"]]
+    assert names == [
+        "input",
+        "text_to_persona",
+        "text_to_persona_filter",
+        "persona_to_persona_1",
+        "persona_to_persona_1_filter",
+        "persona_to_persona_2",
+        "persona_to_persona_2_filter",
+        "persona_pool",
+        "persona_minhash",
+        "persona_embedding",
+        "synthesis_prompts",
+        "synthesize",
+        "synthesize_filter",
+        "output_dedup",
+    ]
+    for s in stats["stages"]:
+        assert s["rows_in"] - s["rows_out"] == sum(s["dropped"].values()) or s["name"] == "synthesis_prompts"
+    pool = stage(stats, "persona_pool")
+    assert sum(pool["details"]["by_hop"].values()) == pool["rows_out"] == stage(stats, "persona_minhash")["rows_in"]
+    assert stage(stats, "persona_embedding")["details"]["model"] == "all-minilm-l6-v2"
+    assert "## Personas by hop" in (smoke_output / "README.md").read_text()
+
+
+def test_persona_expansion_follows_hops_and_records_lineage(tmp_path):
+    out = tmp_path / "pool"
+    args = ["--stages", "text_to_persona,persona_to_persona", "--hops", 3, "--relations_per_persona", 2]
+    run_recipe(
+        "persona_hub", "--config", SMOKE, "--output_dir", out, "--num_samples", 3, "--persona_dedup", "false", *args
+    )
+    pool = load_dataset(str(out), split="train")
+    assert pool.column_names == PERSONA_COLUMNS[:-1]  # no synthesis columns
+    by_id = {row["persona_id"]: row for row in pool}
+    assert len(by_id) == len(pool)
+    docs = alpaca_outputs(3)
+    children = {}
+    for row in pool:
+        if row["hop"] == 0:
+            assert row["source_text"] in docs and row["parent_id"] is None
+            continue
+        parent = by_id[row["parent_id"]]
+        assert parent["hop"] == row["hop"] - 1 and row["parent_persona"] == parent["persona"]
+        children.setdefault(row["parent_id"], []).append(row["relation"])
+        root = row
+        while root["hop"] > 0:
+            root = by_id[root["parent_id"]]
+        assert root["source_text"] in docs
+    assert all(len(rel) <= 2 and len(set(rel)) == len(rel) for rel in children.values())
+    hops = [pool["hop"].count(h) for h in range(4)]
+    assert all(hops[h + 1] <= 2 * hops[h] for h in range(3)) and hops[3] > 0
+
+    stats = stats_of(out)
+    for hop in (1, 2, 3):
+        frontier = stage(stats, "text_to_persona_filter" if hop == 1 else f"persona_to_persona_{hop - 1}_filter")
+        assert stage(stats, f"persona_to_persona_{hop}")["rows_in"] == 2 * frontier["rows_out"]
+        assert stage(stats, f"persona_to_persona_{hop}_filter")["rows_out"] == hops[hop]
+    assert "persona_minhash" not in [s["name"] for s in stats["stages"]]
+
+
+def test_structured_personas_parse_or_are_dropped_with_a_reason(tmp_path):
+    out = tmp_path / "json"
+    run_recipe(
+        "persona_hub", "--config", SMOKE, "--output_dir", out, "--stages", "text_to_persona", "--num_samples", 4,
+        "--persona_format", "json", "--persona_max_new_tokens", 64, "--persona_dedup", "false",
+    )  # fmt: skip
+    filtered = stage(stats_of(out), "text_to_persona_filter")
+    assert filtered["rows_in"] == 4
+    assert set(filtered["dropped"]) <= {"unparseable", "empty", "too_short", "too_long"}
+    personas = load_dataset(str(out), split="train")["persona"]
+    assert len(personas) == filtered["rows_out"] and not any(p.startswith("{") for p in personas)
+
+
+def test_synthesis_alone_uses_given_personas_and_few_shot_examples(tmp_path):
+    personas = ["A beekeeper in Vermont who sells honey at markets.", "A lighthouse keeper on a Scottish island."]
+    data = write_jsonl(tmp_path / "personas.jsonl", [{"persona": p} for p in personas])
+    out = tmp_path / "synth"
+    run_recipe(
+        "persona_hub", "--config", SMOKE, "--output_dir", out, "--dataset", data, "--stages", "synthesize",
+        "--tasks", "math,npc", "--tasks_per_persona", 2, "--few_shot", 1,
+    )  # fmt: skip
+    names = [s["name"] for s in stats_of(out)["stages"]]
+    assert names == ["input", "synthesis_prompts", "synthesize", "synthesize_filter", "output_dedup"]
+    assert stage(stats_of(out), "synthesis_prompts")["rows_out"] == 4
+    ds = load_dataset(str(out), split="train")
+    assert set(ds["persona"]) <= set(personas) and set(ds["task"]) <= {"math", "npc"}
+    assert all(r["hop"] == 0 and r["source_text"] is None and r["prompt"].count("<persona>") == 2 for r in ds)
+
+
+def error_of(capsys, *args):
+    with pytest.raises(SystemExit) as exit_:
+        run_recipe("persona_hub", *args)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_bad_stage_and_task_names_exit_2(tmp_path, capsys):
+    base = ["--config", SMOKE, "--output_dir", tmp_path / "o"]
+    assert "must follow the order" in error_of(capsys, *base, "--stages", "synthesize,text_to_persona")
+    assert "unknown value 'write'" in error_of(capsys, *base, "--stages", "write")
+    assert "unknown value 'poem'" in error_of(capsys, *base, "--tasks", "math,poem")
+    assert "has no column 'persona'" in error_of(capsys, *base, "--stages", "synthesize")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_demo_with_smollm2_makes_real_personas_and_data(tmp_path):
+    out = tmp_path / "demo"
+    run_recipe("persona_hub", "--config", DEMO, "--output_dir", out)
+    stats = stats_of(out)
+    pool = stage(stats, "persona_pool")["rows_out"]
+    after = stage(stats, "persona_embedding")["rows_out"]
+    assert pool >= 40 and after >= pool // 2
+    ds = load_dataset(str(out), split="train")
+    assert len(ds) >= after // 2
+    assert sum(len(p.split()) >= 8 for p in ds["persona"]) >= len(ds) * 0.8  # descriptions, not one-word labels
+    assert {r["task"] for r in ds} == set(TASKS)
