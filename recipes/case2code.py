@@ -27,8 +27,8 @@ from builders.harvest import harvest_rows
 from builders.prompts.case2code import (
     choose_shown,
     describe_example,
-    inputs_prompt,
     inputs_pattern,
+    inputs_prompt,
     parse_inputs,
     strip_docstring,
     training_prompt,

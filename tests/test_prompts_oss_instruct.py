@@ -1,8 +1,9 @@
 """OSS-Instruct: the prompt, and the parser and filters on answers shaped like real model output."""
 
+from datasets import Dataset
+
 from builders.filters import apply_checks
 from builders.prompts.oss_instruct import build_prompt, parse_problem_solution, solution_checks, solution_code
-from datasets import Dataset
 
 MARKDOWN = """## Problem
 You are given a list of strings, each a line of a configuration file. Write a function
