@@ -145,7 +145,7 @@ def parse_config(config_class: type[RecipeConfig], argv: list[str] | None = None
     if config_path:
         values.update(_read_yaml(config_path, fields))
     for key, raw in overrides:
-        values[key] = yaml.safe_load(raw) if raw is not None else True
+        values[key] = _flag_value(raw)
 
     hints = typing.get_type_hints(config_class)
     typed = {key: _check(value, hints[key], key) for key, value in values.items()}
@@ -153,6 +153,16 @@ def parse_config(config_class: type[RecipeConfig], argv: list[str] | None = None
         return config_class(**typed)
     except TypeError as err:  # a required field without a value
         raise UserError(f"config is incomplete: {err}") from None
+
+
+def _flag_value(raw: str | None) -> Any:
+    """A flag's value read as YAML (`--batch_size 8` is an int); text YAML cannot read (`*.py`) stays text."""
+    if raw is None:
+        return True  # a bare flag means true
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
 
 
 def _split_argv(argv: list[str], fields: dict) -> tuple[str | None, list[tuple[str, str | None]]]:

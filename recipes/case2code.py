@@ -13,7 +13,7 @@ prompts from m of the n observed pairs, through one of thirteen templates -> tar
 from dataclasses import dataclass
 from typing import Literal
 
-from datasets import Dataset
+from datasets import Dataset, Features, Value
 
 from builders.card import RecipeInfo
 from builders.case2code import observe
@@ -94,6 +94,13 @@ INFO = RecipeInfo(
     },
 )
 COLUMNS = ["function", "examples", "prompt", "target", "name", "template", "num_shown", "source", "model"]
+FEATURES = Features(
+    {
+        **{name: Value("string") for name in COLUMNS},
+        "examples": [{"input": Value("string"), "output": Value("string")}],
+        "num_shown": Value("int32"),
+    }
+)
 
 
 def is_python(row):
@@ -181,7 +188,7 @@ def main(argv=None):
     )
     run.record("execute", len(answers), len(observed), report.functions_dropped, **report.details())
 
-    kept = Dataset.from_list(observed) if observed else answers.select([]).add_column("examples", [])
+    kept = Dataset.from_list(observed) if observed else Dataset.from_dict({"examples": []})
     rows = kept.map(
         build_training_rows,
         batched=True,
@@ -194,9 +201,12 @@ def main(argv=None):
             strip=config.strip_docstrings,
             model=config.model,
         ),
+        features=FEATURES,
         desc="Building training prompts",
     )
     run.record("prompts", len(kept), len(rows))
+    if len(rows) == 0:  # an empty map infers no columns: keep the schema of the data card
+        rows = Dataset.from_dict({name: [] for name in COLUMNS}, features=FEATURES)
     run.finish(rows, seed_data=f"functions harvested from `{config.dataset}`", columns=COLUMNS)
 
 

@@ -12,6 +12,8 @@ decontamination against code benchmarks -> dedup -> publish.
 
 from dataclasses import dataclass
 
+from datasets import Features, Value
+
 from builders.card import RecipeInfo
 from builders.code_sources import CodeSourceConfig, extract_snippet
 from builders.config import knob, parse_config
@@ -72,6 +74,7 @@ INFO = RecipeInfo(
     },
 )
 COLUMNS = ["seed_snippet", "lang", "problem", "solution", "source", "model"]
+FEATURES = Features({name: Value("string") for name in COLUMNS})
 
 
 def build_prompts(batch, *, seed, per_document, min_lines, max_lines, max_chars):
@@ -91,7 +94,7 @@ def build_prompts(batch, *, seed, per_document, min_lines, max_lines, max_chars)
 
 def parse_answer(row, model):
     problem, solution = parse_problem_solution(row["response"])
-    return {"problem": problem, "solution": solution, "model": model}
+    return {"problem": problem or "", "solution": solution or "", "model": model}
 
 
 def seed_checks(languages):
@@ -136,7 +139,11 @@ def main(argv=None):
     #     rows = run.decontaminate(rows, column="problem", stage="decontaminate")
     # and drop the refusal in OSSInstructConfig.__post_init__.
     rows = run.dedup(rows, column="problem")
-    run.finish(rows, seed_data=f"`{config.dataset}` (fragments of source code)", columns=COLUMNS)
+    run.finish(
+        rows.select_columns(COLUMNS).cast(FEATURES),
+        seed_data=f"`{config.dataset}` (fragments of source code)",
+        columns=COLUMNS,
+    )
 
 
 if __name__ == "__main__":

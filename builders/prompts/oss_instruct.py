@@ -101,10 +101,10 @@ def solution_checks() -> list[Check]:
     """Filters on parsed rows (`problem`, `solution`, `lang`); the first failing one names the drop."""
 
     def has_problem(row):
-        return row["problem"] is not None, "missing_problem_section"
+        return bool(row["problem"]), "missing_problem_section"
 
     def has_solution(row):
-        return row["solution"] is not None, "missing_solution_section"
+        return bool(row["solution"]), "missing_solution_section"
 
     def has_code_block(row):
         return solution_code(row["solution"], row["lang"]) is not None, "no_code_block"
