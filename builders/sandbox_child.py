@@ -138,7 +138,9 @@ def main() -> None:
         violations = []
 
     def send(message: dict) -> None:
-        os.write(out, (json.dumps(message) + "\n").encode())
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(out, data) :]
 
     send({"started": layers})
     namespace = {"__name__": "__sandbox__", "__builtins__": builtins}

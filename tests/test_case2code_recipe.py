@@ -11,9 +11,9 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, run_recipe
 
 from builders.prompts.case2code import TEMPLATES, strip_docstring
+from conftest import REPO, run_recipe
 
 pytestmark = pytest.mark.vllm
 

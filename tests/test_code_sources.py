@@ -1,10 +1,10 @@
 """Source code as input rows, and the seeded choice of a fragment from each document."""
 
 import pytest
-from conftest import write_jsonl
 
 from builders.code_sources import extract_snippet, load_code, stdlib_folder
 from builders.errors import UserError
+from conftest import write_jsonl
 
 TEXTWRAP = (stdlib_folder() / "textwrap.py").read_text()
 

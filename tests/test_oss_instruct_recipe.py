@@ -8,9 +8,9 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import REPO, run_recipe
 
 from builders.code_sources import stdlib_folder
+from conftest import REPO, run_recipe
 
 pytestmark = pytest.mark.vllm
 
