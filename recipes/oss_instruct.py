@@ -20,7 +20,7 @@ from builders.config import knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
 from builders.filters import generation_checks
-from builders.prompts.oss_instruct import build_prompt, parse_problem_solution, solution_checks
+from builders.prompts.oss_instruct import PROBLEM_HEADING, build_prompt, parse_problem_solution, solution_checks
 from builders.run import Run
 
 
@@ -33,6 +33,7 @@ class OSSInstructConfig(CodeSourceConfig):
     snippet_max_lines: int = knob(15, "most consecutive lines taken from a document (Magicoder: 15)")
     snippets_per_document: int = knob(1, "fragments drawn from each document, each its own prompt")
     max_snippet_chars: int = knob(2000, "fragments are cut to this many characters (minified code has long lines)")
+    prefill: bool = knob(True, "start the model's answer with the problem heading (small models skip the format)")
     max_new_tokens: int = knob(1536, "most tokens generated per answer")
     temperature: float = knob(0.7, "sampling temperature")
     top_p: float = knob(0.95, "nucleus sampling")
@@ -77,7 +78,7 @@ COLUMNS = ["seed_snippet", "lang", "problem", "solution", "source", "model"]
 FEATURES = Features({name: Value("string") for name in COLUMNS})
 
 
-def build_prompts(batch, *, seed, per_document, min_lines, max_lines, max_chars):
+def build_prompts(batch, *, seed, per_document, min_lines, max_lines, max_chars, prefill, chat, system_prompt):
     """`per_document` fragments per document; each prompt row gets its own `_row` id for its seeds."""
     out = {"seed_snippet": [], "lang": [], "source": [], "prompt": [], ROW_ID: []}
     for row_id, code, lang, path in zip(batch[ROW_ID], batch["code"], batch["lang"], batch["path"]):
@@ -87,13 +88,24 @@ def build_prompts(batch, *, seed, per_document, min_lines, max_lines, max_chars)
             out["seed_snippet"].append(snippet)
             out["lang"].append(lang)
             out["source"].append(path)
-            out["prompt"].append(build_prompt(snippet, lang) if snippet else "")
+            prompt = build_prompt(snippet, lang) if snippet else ""
+            out["prompt"].append(answer_start(prompt, prefill, chat, system_prompt))
             out[ROW_ID].append(prompt_row)
     return out
 
 
-def parse_answer(row, model):
-    problem, solution = parse_problem_solution(row["response"])
+def answer_start(prompt, prefill, chat, system_prompt):
+    """The prompt, with the answer begun at the problem heading when `prefill` (a conversation or raw text)."""
+    if not prefill:
+        return prompt
+    if not chat:
+        return f"{prompt}\n\n{PROBLEM_HEADING}"
+    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    return [*system, {"role": "user", "content": prompt}, {"role": "assistant", "content": PROBLEM_HEADING}]
+
+
+def parse_answer(row, model, prefill):
+    problem, solution = parse_problem_solution((PROBLEM_HEADING if prefill else "") + row["response"])
     return {"problem": problem or "", "solution": solution or "", "model": model}
 
 
@@ -126,6 +138,9 @@ def main(argv=None):
             min_lines=config.snippet_min_lines,
             max_lines=config.snippet_max_lines,
             max_chars=config.max_snippet_chars,
+            prefill=config.prefill,
+            chat=config.use_chat_template,
+            system_prompt=config.system_prompt,
         ),
         desc="Extracting snippets",
     )
@@ -133,7 +148,9 @@ def main(argv=None):
     prompts = run.filter(prompts, seed_checks(config.languages), stage="seeds")
 
     answers = run.generate(prompts, prompt_column="prompt", output_column="response")
-    answers = answers.map(parse_answer, fn_kwargs={"model": config.model}, desc="Parsing problem and solution")
+    answers = answers.map(
+        parse_answer, fn_kwargs={"model": config.model, "prefill": config.prefill}, desc="Parsing problem and solution"
+    )
     rows = run.filter(answers, generation_checks("response") + solution_checks(), stage="filter")
     # DECONTAMINATION HOOK (issue 3): `Run.decontaminate` is not on main yet. When it lands, add here:
     #     rows = run.decontaminate(rows, column="problem", stage="decontaminate")

@@ -64,7 +64,9 @@ def test_prompts_carry_fragments_of_the_seed_files(smoke_output):
         fragment = row["seed_snippet"].splitlines()
         assert 1 <= len(fragment) <= 15 and row["lang"] == "python"
         assert any(source[i : i + len(fragment)] == fragment for i in range(len(source)))
-        assert f"```python\n{row['seed_snippet']}\n```" in row["prompt"]
+        user, assistant = row["prompt"]  # the answer is prefilled with the problem heading
+        assert f"```python\n{row['seed_snippet']}\n```" in user["content"] and user["role"] == "user"
+        assert assistant == {"role": "assistant", "content": "## Problem\n"}
 
 
 def error_of(capsys, *args):

@@ -46,6 +46,7 @@ _WEAK_REFERENCE = re.compile(
     re.IGNORECASE,
 )
 PYTHON_FENCES = ("", "python", "py", "python3")
+PROBLEM_HEADING = "## Problem\n"  # the template's heading; a prefilled answer starts with it
 
 
 def language_name(lang: str) -> str:
