@@ -33,6 +33,7 @@ from builders.prompts.case2code import (
     strip_docstring,
     training_prompt,
 )
+from builders.prompts.prefill import prefilled
 from builders.run import Run
 
 
@@ -43,6 +44,7 @@ class Case2CodeConfig(CodeSourceConfig):
     max_function_lines: int = knob(60, "longest function harvested, in lines")
     max_functions: int | None = knob(None, "use at most N harvested functions, a seeded sample (None: all)")
     num_inputs: int = knob(10, "example inputs asked per function (the paper: about ten)")
+    prefill: bool = knob(True, "begin the answer with an open Python list (python format; small models drift)")
     inputs_format: Literal["python", "json"] = knob(
         "python",
         "python: free text parsed with ast.literal_eval; json: structured output, a compact JSON list (weak models)",
@@ -93,6 +95,7 @@ INFO = RecipeInfo(
         "model": "the model that wrote the inputs",
     },
 )
+INPUTS_START = "```python\n["  # the prefilled start of the answer
 COLUMNS = ["function", "examples", "prompt", "target", "name", "template", "num_shown", "source", "model"]
 FEATURES = Features(
     {
@@ -107,12 +110,13 @@ def is_python(row):
     return row["lang"] == "python", "other_language"
 
 
-def add_inputs_prompt(row, num_inputs):
-    return {"prompt": inputs_prompt(row["function"], row["name"], row["params"], num_inputs)}
+def add_inputs_prompt(row, num_inputs, start, chat, system_prompt):
+    prompt = inputs_prompt(row["function"], row["name"], row["params"], num_inputs)
+    return {"prompt": prefilled(prompt, start, chat, system_prompt)}
 
 
-def read_inputs(row, num_inputs):
-    inputs, reason = parse_inputs(row["response"], row["params"], row["required"], num_inputs)
+def read_inputs(row, num_inputs, start):
+    inputs, reason = parse_inputs((start or "") + row["response"], row["params"], row["required"], num_inputs)
     return {"inputs": [repr(i) for i in inputs or []], "_parse_error": reason}
 
 
@@ -167,15 +171,27 @@ def main(argv=None):
     if len(unique) == 0:
         raise UserError(f"no function in '{config.dataset}' passed the harvest ({dict(harvest.dropped)}); give code")
 
-    prompts = unique.map(add_inputs_prompt, fn_kwargs={"num_inputs": config.num_inputs}, desc="Asking for inputs")
-    sampling = run.sampling()
+    sampling, start = run.sampling(), INPUTS_START if config.prefill else None
     if config.inputs_format == "json":  # one pattern per call: objects fitting any function of the run
         signatures = [required or params for params, required in zip(unique["params"], unique["required"])]
         sampling = run.sampling(structured={"regex": inputs_pattern(signatures, config.num_inputs)})
+        start = None  # the pattern starts the list itself
+    prompts = unique.map(
+        add_inputs_prompt,
+        fn_kwargs=dict(
+            num_inputs=config.num_inputs,
+            start=start,
+            chat=config.use_chat_template,
+            system_prompt=config.system_prompt,
+        ),
+        desc="Asking for inputs",
+    )
     answers = run.generate(
         prompts, prompt_column="prompt", output_column="response", stage="inputs", sampling=sampling
     )
-    answers = answers.map(read_inputs, fn_kwargs={"num_inputs": config.num_inputs}, desc="Parsing inputs")
+    answers = answers.map(
+        read_inputs, fn_kwargs={"num_inputs": config.num_inputs, "start": start}, desc="Parsing inputs"
+    )
     answers = run.filter(answers, generation_checks("response") + [inputs_parsed], stage="parse_inputs")
 
     observed, report = observe(

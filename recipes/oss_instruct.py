@@ -21,6 +21,7 @@ from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
 from builders.filters import generation_checks
 from builders.prompts.oss_instruct import PROBLEM_HEADING, build_prompt, parse_problem_solution, solution_checks
+from builders.prompts.prefill import prefilled
 from builders.run import Run
 
 
@@ -33,6 +34,7 @@ class OSSInstructConfig(CodeSourceConfig):
     snippet_max_lines: int = knob(15, "most consecutive lines taken from a document (Magicoder: 15)")
     snippets_per_document: int = knob(1, "fragments drawn from each document, each its own prompt")
     max_snippet_chars: int = knob(2000, "fragments are cut to this many characters (minified code has long lines)")
+    min_problem_words: int = knob(10, "drop problems shorter than this many words (they cannot state a task)")
     prefill: bool = knob(True, "start the model's answer with the problem heading (small models skip the format)")
     max_new_tokens: int = knob(1536, "most tokens generated per answer")
     temperature: float = knob(0.7, "sampling temperature")
@@ -89,19 +91,9 @@ def build_prompts(batch, *, seed, per_document, min_lines, max_lines, max_chars,
             out["lang"].append(lang)
             out["source"].append(path)
             prompt = build_prompt(snippet, lang) if snippet else ""
-            out["prompt"].append(answer_start(prompt, prefill, chat, system_prompt))
+            out["prompt"].append(prefilled(prompt, PROBLEM_HEADING if prefill else None, chat, system_prompt))
             out[ROW_ID].append(prompt_row)
     return out
-
-
-def answer_start(prompt, prefill, chat, system_prompt):
-    """The prompt, with the answer begun at the problem heading when `prefill` (a conversation or raw text)."""
-    if not prefill:
-        return prompt
-    if not chat:
-        return f"{prompt}\n\n{PROBLEM_HEADING}"
-    system = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    return [*system, {"role": "user", "content": prompt}, {"role": "assistant", "content": PROBLEM_HEADING}]
 
 
 def parse_answer(row, model, prefill):
@@ -151,7 +143,7 @@ def main(argv=None):
     answers = answers.map(
         parse_answer, fn_kwargs={"model": config.model, "prefill": config.prefill}, desc="Parsing problem and solution"
     )
-    rows = run.filter(answers, generation_checks("response") + solution_checks(), stage="filter")
+    rows = run.filter(answers, generation_checks("response") + solution_checks(config.min_problem_words), stage="filter")
     # DECONTAMINATION HOOK (issue 3): `Run.decontaminate` is not on main yet. When it lands, add here:
     #     rows = run.decontaminate(rows, column="problem", stage="decontaminate")
     # and drop the refusal in OSSInstructConfig.__post_init__.

@@ -24,7 +24,7 @@ def test_oss_instruct_demo(tmp_path):
     out = tmp_path / "oss"
     run_recipe("oss_instruct", "--config", REPO / "configs/oss_instruct/demo.yaml", "--output_dir", out)
     stages = funnel(out)
-    assert stages["generate"]["rows_in"] == 48
+    assert stages["generate"]["rows_in"] == 32
     rows = pq.read_table(out / "data").to_pylist()
     assert len(rows) >= 3  # a real model often writes both sections and Python that parses
     for row in rows:
@@ -37,7 +37,7 @@ def test_case2code_demo(tmp_path):
     out = tmp_path / "c2c"
     run_recipe("case2code", "--config", REPO / "configs/case2code/demo.yaml", "--output_dir", out)
     stages = funnel(out)
-    assert stages["inputs"]["rows_in"] == 64
+    assert stages["inputs"]["rows_in"] == 40
     assert stages["parse_inputs"]["rows_out"] >= 16  # the real model writes lists of dict literals
     rows = pq.read_table(out / "data").to_pylist()
     assert len(rows) >= 5

@@ -31,6 +31,7 @@ REASONS = {
     "no_code_block",
     "solution_does_not_parse",
     "problem_refers_to_snippet",
+    "problem_too_short",
 }
 
 

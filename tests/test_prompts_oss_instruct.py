@@ -61,7 +61,7 @@ Write a function that reverses the words of a sentence.
 Split the sentence on spaces, reverse the list, and join it back with spaces."""
 
 BAD_PYTHON = """### Problem
-Compute the factorial of n.
+Write `factorial(n)` that returns the factorial of a non-negative integer n (1 when n is 0).
 
 ### Solution
 ```python
@@ -100,7 +100,7 @@ def total(xs):
 def test_prompt_shows_the_fragment_in_its_language():
     prompt = build_prompt("for i in range(3):\n    print(i)", "python")
     assert "```python\nfor i in range(3):\n    print(i)\n```" in prompt
-    assert "## Problem" in prompt and "## Solution" in prompt and "Python" in prompt
+    assert '"## Problem"' in prompt and '"## Solution"' in prompt and "Python" in prompt
     assert "```cpp" in build_prompt("int x;", "cpp") and "C++" in build_prompt("int x;", "cpp")
 
 
@@ -135,6 +135,7 @@ def test_filters_name_the_reason():
         (REFERS_TO_SNIPPET, "python"),
         (OWN_SNIPPET, "python"),
         ("Random words without sections", "python"),
+        ("## Problem\n(the exercise)\n\n## Solution\n```python\nx = 1\n```", "python"),
     ]
     rows = []
     for text, lang in answers:
@@ -148,4 +149,5 @@ def test_filters_name_the_reason():
         "solution_does_not_parse": 1,
         "problem_refers_to_snippet": 1,
         "missing_problem_section": 1,
+        "problem_too_short": 1,
     }

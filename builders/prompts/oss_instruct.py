@@ -98,8 +98,11 @@ def refers_to_seed(problem: str) -> bool:
     return bool(_WEAK_REFERENCE.search(problem)) and not code_blocks(problem)
 
 
-def solution_checks() -> list[Check]:
-    """Filters on parsed rows (`problem`, `solution`, `lang`); the first failing one names the drop."""
+def solution_checks(min_problem_words: int = 10) -> list[Check]:
+    """Filters on parsed rows (`problem`, `solution`, `lang`); the first failing one names the drop.
+
+    A problem of fewer than `min_problem_words` words cannot state a task (small models echo a heading).
+    """
 
     def has_problem(row):
         return bool(row["problem"]), "missing_problem_section"
@@ -119,7 +122,10 @@ def solution_checks() -> list[Check]:
             return False, "solution_does_not_parse"
         return True, None
 
+    def long_enough(row):
+        return len(row["problem"].split()) >= min_problem_words, "problem_too_short"
+
     def self_contained(row):
         return not refers_to_seed(row["problem"]), "problem_refers_to_snippet"
 
-    return [has_problem, has_solution, has_code_block, python_parses, self_contained]
+    return [has_problem, has_solution, long_enough, has_code_block, python_parses, self_contained]
