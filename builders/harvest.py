@@ -19,6 +19,8 @@ import builtins
 from collections import Counter
 from dataclasses import dataclass, field
 
+from datasets import Dataset, Features, Sequence, Value
+
 # Modules whose functions compute and return, with no I/O and no hidden state.
 PURE_MODULES = frozenset(
     {
@@ -92,6 +94,14 @@ IMPURE_BUILTINS = frozenset(
     }
 )
 SAFE_BUILTINS = frozenset(name for name in dir(builtins) if not name.startswith("_")) - IMPURE_BUILTINS
+COLUMNS = {"function": "code", "name": "name", "params": "params", "required": "required", "path": "path"}
+FEATURES = {
+    "function": Value("string"),
+    "name": Value("string"),
+    "params": Sequence(Value("string")),
+    "required": Sequence(Value("string")),
+    "path": Value("string"),
+}
 
 
 @dataclass
@@ -104,6 +114,12 @@ class Harvest:
         self.functions += other.functions
         self.dropped.update(other.dropped)
         self.considered += other.considered
+
+    def to_dataset(self, row_column: str = "_row") -> Dataset:
+        """The kept functions as rows `{"function", "name", "params", "required", "path"}` plus a row id."""
+        columns = {name: [f[key] for f in self.functions] for name, key in COLUMNS.items()}
+        columns[row_column] = list(range(len(self.functions)))
+        return Dataset.from_dict(columns, features=Features({**FEATURES, row_column: Value("int64")}))
 
 
 def harvest_functions(source: str, path: str = "<source>", max_lines: int = 60) -> Harvest:

@@ -124,21 +124,21 @@ def inputs_parsed(row):
     return not row["_parse_error"], row["_parse_error"]
 
 
-def build_training_rows(batch, *, seed, per_function, min_shown, max_shown, strip, model):
+def training_rows(functions, *, seed, per_function, min_shown, max_shown, strip, model) -> dict[str, list]:
+    """`per_function` training rows per observed function: m of its pairs through a template, its code as target."""
     out = {name: [] for name in COLUMNS}
-    for i, row_id in enumerate(batch[ROW_ID]):
-        name, code, examples = batch["name"][i], batch["function"][i], batch["examples"][i]
-        described = [describe_example(name, e["input"], e["output"]) for e in examples]
+    for row in functions:
+        described = [describe_example(row["name"], e["input"], e["output"]) for e in row["examples"]]
         for k in range(per_function):
-            shown, template = choose_shown(len(examples), seed, row_id * per_function + k, min_shown, max_shown)
-            out["function"].append(code)
-            out["examples"].append(examples)
-            out["prompt"].append(training_prompt(template, name, batch["params"][i], [described[j] for j in shown]))
-            out["target"].append(strip_docstring(code) if strip else code)
-            out["name"].append(name)
+            shown, template = choose_shown(len(described), seed, row[ROW_ID] * per_function + k, min_shown, max_shown)
+            out["function"].append(row["function"])
+            out["examples"].append(row["examples"])
+            out["prompt"].append(training_prompt(template, row["name"], row["params"], [described[j] for j in shown]))
+            out["target"].append(strip_docstring(row["function"]) if strip else row["function"])
+            out["name"].append(row["name"])
             out["template"].append(template)
             out["num_shown"].append(len(shown))
-            out["source"].append(batch["path"][i])
+            out["source"].append(row["path"])
             out["model"].append(model)
     return out
 
@@ -152,10 +152,7 @@ def main(argv=None):
     run.record("input", len(docs), len(docs))
     docs = run.filter(docs, [is_python], stage="python_documents")
     harvest = harvest_rows(docs, max_lines=config.max_function_lines)
-    functions = Dataset.from_list(
-        [{"function": f.pop("code"), **f, ROW_ID: i} for i, f in enumerate(harvest.functions)]
-        or [{"function": "", "name": "", "params": [], "required": [], "path": "", ROW_ID: 0}]
-    ).select(range(len(harvest.functions)))
+    functions = harvest.to_dataset(ROW_ID)
     run.record("harvest", harvest.considered, len(functions), harvest.dropped, documents=len(docs))
     unique, stats = exact_dedup(functions, "function")
     run.record(
@@ -204,12 +201,9 @@ def main(argv=None):
     )
     run.record("execute", len(answers), len(observed), report.functions_dropped, **report.details())
 
-    kept = Dataset.from_list(observed) if observed else Dataset.from_dict({"examples": []})
-    rows = kept.map(
-        build_training_rows,
-        batched=True,
-        remove_columns=kept.column_names,
-        fn_kwargs=dict(
+    rows = Dataset.from_dict(
+        training_rows(
+            observed,
             seed=config.seed,
             per_function=config.prompts_per_function,
             min_shown=config.min_shown,
@@ -218,11 +212,8 @@ def main(argv=None):
             model=config.model,
         ),
         features=FEATURES,
-        desc="Building training prompts",
     )
-    run.record("prompts", len(kept), len(rows))
-    if len(rows) == 0:  # an empty map infers no columns: keep the schema of the data card
-        rows = Dataset.from_dict({name: [] for name in COLUMNS}, features=FEATURES)
+    run.record("prompts", len(observed), len(rows))
     run.finish(rows, seed_data=f"functions harvested from `{config.dataset}`", columns=COLUMNS)
 
 

@@ -143,7 +143,9 @@ def main(argv=None):
     answers = answers.map(
         parse_answer, fn_kwargs={"model": config.model, "prefill": config.prefill}, desc="Parsing problem and solution"
     )
-    rows = run.filter(answers, generation_checks("response") + solution_checks(config.min_problem_words), stage="filter")
+    rows = run.filter(
+        answers, generation_checks("response") + solution_checks(config.min_problem_words), stage="filter"
+    )
     # DECONTAMINATION HOOK (issue 3): `Run.decontaminate` is not on main yet. When it lands, add here:
     #     rows = run.decontaminate(rows, column="problem", stage="decontaminate")
     # and drop the refusal in OSSInstructConfig.__post_init__.
