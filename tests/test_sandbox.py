@@ -195,3 +195,12 @@ def test_run_many_keeps_job_order():
     jobs = [(f"def f(x):\n    return x + {k}\n", "f", [{"x": 1}, {"x": 2}]) for k in range(6)]
     outputs = [[r["output"] for r in results] for results in run_many(jobs, workers=2)]
     assert outputs == [[str(1 + k), str(2 + k)] for k in range(6)]
+
+
+def test_garbage_on_the_result_channel_costs_only_its_own_input():
+    results = run_hostile(
+        "for fd in range(3, 10):\n    try:\n        os.write(fd, b'{not json\\n')\n    except OSError:\n        pass"
+    )
+    assert results[1]["error"] == "crashed: the child sent a malformed message"
+    results = run_hostile("for fd in range(3, 10):\n    try:\n        os.close(fd)\n    except OSError:\n        pass")
+    assert error_kind(results[1]) == "crashed"
