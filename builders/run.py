@@ -242,7 +242,13 @@ class Run:
         save_config(self.config, staging / "config.yaml")
         self.funnel.write(staging / "stats.json")
         card = build_card(
-            ds, self.info, self.config, self.funnel, seed_data=seed_data, has_rejected=bool(self.rejected)
+            ds,
+            self.info,
+            self.config,
+            self.funnel,
+            seed_data=seed_data,
+            has_rejected=bool(self.rejected),
+            sections=list(card_sections),
         )
         card.save(staging / "README.md")
         publish(staging, self.output_dir)
