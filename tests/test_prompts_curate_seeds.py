@@ -1,6 +1,5 @@
 """The cluster-labelling prompt and the parser of the model's answers (topic + educational score, 1 to 5)."""
 
-import json
 import re
 
 import pytest
@@ -59,6 +58,8 @@ UNPARSEABLE = [
     '{"educational_score": 4}',
     "Topic: Gardening",  # no score
     '{"topic": "Gardening", "educational_score": true}',
+    '{"topic": "topic", "educational_score": 1}',  # SmolLM2-135M, constrained: the key's name as the topic
+    '{"topic": "<the subject>", "educational_score": 3}',
     "#^@! 7 ]]{ ;; zq",
     # SmolLM2-135M-Instruct, free text: no label, a label nested out of shape, and the instructions echoed back
     "The extract provided is a summary of a topic, and it is a short name for a subject.",
@@ -88,6 +89,9 @@ def test_the_structured_output_pattern_admits_exactly_the_scale_and_parses():
         '{"topic": " ", "educational_score": 3}',
         '{"topic": "a\nb", "educational_score": 3}',
         '{ "topic": "Roman history", "educational_score": 3}',
+        '{"topic": "one two three four five six seven eight nine", "educational_score": 3}',  # over 8 words
+        '{"topic": "%s", "educational_score": 3}' % ("x" * 25),  # a word over 24 characters
+        '{"topic": "Roman  history", "educational_score": 3}',
     ):
         assert not re.fullmatch(LABEL_PATTERN, bad), bad
 
