@@ -25,8 +25,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np  # noqa: E402
-
 from builders.clustering import clip, fit_clusters, fit_sample, nearest  # noqa: E402
 from builders.embeddings import embed, load_embedder  # noqa: E402
 

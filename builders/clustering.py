@@ -211,7 +211,7 @@ def cluster_picture(
         if cluster in kept:
             colour, marker = palette(cluster % 10), markers[(cluster // 10) % 10]
         else:
-            colour, marker = (0.78, 0.78, 0.78), "."
+            colour, marker = (0.72, 0.72, 0.72), "o"
         ax.scatter(points[mine, 0], points[mine, 1], s=size, color=colour, marker=marker, alpha=0.7, linewidths=0)
     ax.scatter(centres[:, 0], centres[:, 1], s=25, color="black", marker="x", linewidths=1)
     for cluster, (x, y) in enumerate(centres):
@@ -227,7 +227,7 @@ def cluster_picture(
             bbox={"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.6, "linewidth": 0},
         )
     ax.set_title(
-        f"{clusters.num_clusters} clusters, {len(points)} of the seeds they were fitted on "
+        f"{clusters.num_clusters} clusters, {len(points)} seeds of the fit sample "
         "(PCA of the embeddings; grey: dropped; x: centroid)"
     )
     ax.set_xticks([])

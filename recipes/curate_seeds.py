@@ -71,6 +71,11 @@ class CurateSeedsConfig(RecipeConfig):
         for name in ("num_clusters", "fit_sample_size", "examples_per_cluster", "example_chars", "min_cluster_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.cluster_method == "kmeans" and self.fit_sample_size < self.num_clusters:
+            raise UserError(
+                f"fit_sample_size ({self.fit_sample_size}) is smaller than num_clusters ({self.num_clusters}); "
+                "k-means needs at least one sample row per cluster: raise fit_sample_size"
+            )
         if not SCORE_MIN <= self.min_educational_score <= SCORE_MAX:
             raise UserError(
                 f"config key 'min_educational_score' must be between {SCORE_MIN} and {SCORE_MAX} "

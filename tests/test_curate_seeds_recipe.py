@@ -153,6 +153,7 @@ def test_bad_settings_exit_2_with_one_line(tmp_path, capsys):
     base = ["--config", SMOKE, "--output_dir", tmp_path / "o"]
     assert "has no column 'body'" in error_of(capsys, *base, "--text_column", "body")
     assert "num_clusters (41) is larger than the 40 rows" in error_of(capsys, *base, "--num_clusters", 41)
+    assert "raise fit_sample_size" in error_of(capsys, *base, "--fit_sample_size", 3)
     assert "between 1 and 5" in error_of(capsys, *base, "--min_educational_score", 7)
     assert "label_template 'nope.jinja'" in error_of(capsys, *base, "--label_template", "nope.jinja")
     assert "must be one of kmeans, hdbscan" in error_of(capsys, *base, "--cluster_method", "dbscan")
