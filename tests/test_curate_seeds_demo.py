@@ -26,7 +26,7 @@ def test_demo_names_its_clusters_after_what_they_hold(tmp_path):
     assert dropped.get("label_unparseable", 0) == sum(c["seeds"] for c in clusters if not c["topic"])
 
     # the demo keeps every labelled cluster (min_educational_score: 1), so each cluster's seeds are in the output
-    ds = load_dataset("parquet", data_files=str(out / "data" / "*.parquet"), split="train")
+    ds = load_dataset(str(out), split="train")
     assert len(ds) == sum(c["seeds"] for c in named)
     texts = {}
     for cluster, text in zip(ds["cluster_id"], ds["text"]):

@@ -17,9 +17,7 @@ SEEDS = read_jsonl(COSMOPEDIA_SEEDS)
 
 
 def rows(output_dir):
-    """The data of an output folder. Not `load_dataset(output_dir)`: datasets 5.2 caches a local folder under its
-    name and card configs only, so two output folders both called `out` share one (stale) cache entry."""
-    return load_dataset("parquet", data_files=str(output_dir / "data" / "*.parquet"), split="train")
+    return load_dataset(str(output_dir), split="train")
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,10 @@ MAX_TOPIC_CHARS = 80
 MAX_TOPIC_WORDS = 10  # a longer "topic" is a sentence (often the instructions echoed back), not a name
 
 # The answer's exact shape, for backends with structured output: a topic of 1 to 8 words of at most 24 characters,
-# then a score on the scale. A regex rather than a JSON schema: vLLM's JSON grammar lets a weak model pad the
-# object with whitespace until max_new_tokens. Words, not a character count: xgrammar compiles `[^"]{1,79}` in
-# ~3 s per request (vLLM gives up after 5 s on a busy CPU), this in ~0.3 s.
+# then a score on the scale. A regex rather than a JSON schema: the topic needs a bound (without one a weak model
+# may never close the string), and a bounded length, `maxLength` in a schema or `[^"]{1,79}` in a regex, takes
+# xgrammar about 3 s per request to compile for SmolLM2's vocabulary (vLLM abandons a regex after 5 s on a busy
+# CPU); bounded in words it takes about 0.3 s.
 _WORD = r'[^"\\\x00-\x20]{1,24}'
 LABEL_PATTERN = rf'\{{"topic": "{_WORD}( {_WORD}){{0,7}}", "educational_score": [{SCORE_MIN}-{SCORE_MAX}]\}}'
 _PLACEHOLDERS = {"topic", "the topic", "subject", "the subject", "name", "title", "label", "unknown", "none", "n/a"}
