@@ -1,8 +1,9 @@
 """Seed curation for Cosmopedia: the steps between clustering and the filtered seed set.
 
-    clusters = cluster_prompts(clusters, texts_of_central_rows, sizes, template)   # one labelling prompt per cluster
-    labels = read_labels(generated)                                               # topic + score, or why not
-    seeds = seeds.map(add_labels, fn_kwargs={"labels": labels})                   # topic, cluster_id, educational_score
+    central = central_texts(seeds, "text", clusters.central_rows(8))     # each cluster's most central seeds
+    prompts = cluster_prompts(central, sizes, template, max_chars=500)   # one labelling prompt per cluster
+    labels = read_labels(run.generate(prompts, ...))                     # topic + score, or None when unparseable
+    seeds = seeds.map(add_labels, fn_kwargs={"labels": labels})          # topic, educational_score per seed
     seeds = run.filter(seeds, curation_checks(min_score), stage="educational_value")
 
 The card gets `cluster_table` (topic, size, score, kept or dropped, per cluster).
@@ -61,6 +62,13 @@ def append_inputs(seeds: Dataset, extra: list[dict], text_column: str, num_sampl
     return mixed.add_column(ROW_ID, list(range(len(mixed))))
 
 
+def describe_inputs(dataset: str, text_column: str, extra: list[dict]) -> str:
+    """The card's "seed data" line."""
+    parts = [f"`{dataset}` (column `{text_column}`)"]
+    parts += [f"`{x['path']}` (column `{x.get('column', text_column)}`)" for x in extra]
+    return " + ".join(parts)
+
+
 def long_enough(column: str, min_chars: int) -> Check:
     def check(row: dict) -> tuple[bool, str | None]:
         return (len((row[column] or "").strip()) >= min_chars, "too_short")
@@ -69,6 +77,13 @@ def long_enough(column: str, min_chars: int) -> Check:
 
 
 # --- labelling ----------------------------------------------------------------------------------------------------
+
+
+def central_texts(seeds: Dataset, text_column: str, central_rows: dict[int, list[int]]) -> dict[int, list[str]]:
+    """The texts of each cluster's central rows (row positions in `seeds`), read in one `select`."""
+    positions = [r for rows in central_rows.values() for r in rows]
+    text_at = dict(zip(positions, seeds.select(positions)[text_column]))
+    return {c: [text_at[r] for r in rows] for c, rows in central_rows.items()}
 
 
 def cluster_prompts(central: dict[int, list[str]], sizes: np.ndarray, template: str, max_chars: int) -> Dataset:

@@ -23,10 +23,12 @@ from builders.curation import (
     LABEL_COLUMNS,
     add_labels,
     append_inputs,
+    central_texts,
     cluster_prompts,
     cluster_summary,
     cluster_table,
     curation_checks,
+    describe_inputs,
     kept_clusters,
     long_enough,
     read_labels,
@@ -139,15 +141,8 @@ def main(argv=None):
     sizes = np.bincount(seeds[CLUSTER_ID], minlength=clusters.num_clusters)
     run.record("cluster", len(seeds), len(seeds), **clusters.details, assign_s=round(assign_s, 2))
 
-    central = clusters.central_rows(config.examples_per_cluster)
-    rows = [r for members in central.values() for r in members]
-    texts = dict(zip(rows, seeds.select(rows)[text]))
-    prompts = cluster_prompts(
-        {c: [texts[r] for r in rows] for c, rows in central.items()},
-        sizes,
-        config.label_template,
-        config.example_chars,
-    )
+    central = central_texts(seeds, text, clusters.central_rows(config.examples_per_cluster))
+    prompts = cluster_prompts(central, sizes, config.label_template, config.example_chars)
     structured = {"regex": LABEL_PATTERN} if config.structured_labels else None
     answers = run.generate(
         prompts,
@@ -168,8 +163,7 @@ def main(argv=None):
     run.finish(
         seeds,
         columns=[c for c in seeds.column_names if c not in LABEL_COLUMNS] + list(LABEL_COLUMNS),
-        seed_data=f"`{config.dataset}` (column `{text}`)"
-        + "".join(f" + `{x.get('path')}` (column `{x.get('column', text)}`)" for x in config.extra_datasets),
+        seed_data=describe_inputs(config.dataset, text, config.extra_datasets),
         card_sections=[("Clusters", f"{table}\n\n![The seed clusters](images/clusters.png)")],
         images={"clusters.png": picture},
     )

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_data
 from datasets import Dataset
 
 from builders import clustering
@@ -18,6 +17,7 @@ from builders.clustering import (
     nearest,
 )
 from builders.errors import UserError
+from conftest import shared_data
 
 PER_KIND = 20
 MODEL = "all-minilm-l6-v2"

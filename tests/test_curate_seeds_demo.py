@@ -4,8 +4,9 @@ import json
 import re
 
 import pytest
-from conftest import REPO, run_recipe
 from datasets import load_dataset
+
+from conftest import REPO, run_recipe
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 STOPWORDS = {"the", "and", "for", "with", "from", "into", "that", "this", "their", "about"}

@@ -6,9 +6,10 @@ import json
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, shared_data
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
+
+from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, shared_data
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "curate_seeds" / "smoke.yaml")

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-from conftest import COSMOPEDIA_SEEDS, read_jsonl
 
 from builders.errors import UserError
 from builders.prompts.curate_seeds import (
@@ -15,6 +14,7 @@ from builders.prompts.curate_seeds import (
     label_prompt,
     parse_label,
 )
+from conftest import COSMOPEDIA_SEEDS, read_jsonl
 
 # Answers as models write them: constrained JSON, fenced JSON with prose around it, JSON-ish with single quotes
 # or unquoted keys, and the free-text layouts chat models fall back to.
