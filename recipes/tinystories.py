@@ -127,7 +127,8 @@ def main(argv=None):
     stories = run.filter(stories, checks, stage="story_filter")
     stories = run.dedup(stories, column="story", stage="dedup")
 
-    if config.instruct and len(stories):  # TinyStories-Instruct: a summary from a second pass, then the published layout
+    # TinyStories-Instruct: a summary from a second pass, then the published layout.
+    if config.instruct and len(stories):
         stories = stories.map(summary_rows, batched=True, desc="Building summary prompts")
         sampling = run.sampling(max_new_tokens=config.summary_max_new_tokens)
         stories = run.generate(

@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from conftest import REPO, run_recipe, shared_data, write_jsonl
 from datasets import load_dataset
 
 from builders.personas import PERSONA_COLUMNS
 from builders.prompts.persona_hub import RELATIONS, TASKS, VIEWPOINTS
+from conftest import REPO, run_recipe, shared_data, write_jsonl
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "persona_hub" / "smoke.yaml")

@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from conftest import REPO, run_recipe
 from datasets import load_dataset
 
 from builders.prompts.tinystories import FEATURES, draw_features, draw_words
 from builders.vocabulary import load_vocabulary, uses_word
+from conftest import REPO, run_recipe
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "tinystories" / "smoke.yaml")
