@@ -138,7 +138,7 @@ def minhash_dedup(
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     n = len(ds)
     bands, rows = lsh_params(threshold, num_perm, verify)
-    multipliers = _permutations(seed, bands * rows)
+    multipliers = permutations(seed, bands * rows)
     char_mode = {"word": False, "char": True, "auto": "auto"}[tokenizer]
     keys = np.empty((bands, n), dtype=U64)
     has_grams = np.zeros(n, dtype=bool)
@@ -206,7 +206,7 @@ def optimal_param(
     return int(b[best, 0]), int(r[best, 0])
 
 
-def _permutations(seed: int, count: int) -> np.ndarray:
+def permutations(seed: int, count: int) -> np.ndarray:
     """Odd multipliers: x -> a * x mod 2^32 is then a bijection, a permutation of the 32-bit n-gram hashes."""
     rng = np.random.default_rng(seed)
     return rng.integers(0, 1 << 32, size=count, dtype=np.uint32) | np.uint32(1)

@@ -12,9 +12,9 @@ Both run on a deterministic sample (seeded), so the card of a rerun shows the sa
 from __future__ import annotations
 
 import numpy as np
-from text_dedup.utils import xxh3_32hash
 
-from builders.dedup import MAX_HASH, MERSENNE_PRIME, NON_ALPHA, shingles
+from builders.dedup import band_keys, permutations
+from builders.shingles import reference_units, text_units
 
 DISTINCT_SAMPLE = 10_000
 PAIRWISE_SAMPLE = 500
@@ -35,11 +35,11 @@ def diversity_figures(texts: list[str], seed: int, ngram: int = 5, num_perm: int
 
 
 def distinct_ngrams(texts: list[str], n: int) -> float:
-    """Unique word n-grams over all word n-grams (lower-cased words, punctuation ignored)."""
+    """Unique word n-grams over all word n-grams (the words MinHash dedup compares: NFKC, lower-cased)."""
     seen: set[tuple[str, ...]] = set()
     total = 0
     for text in texts:
-        words = [w for w in NON_ALPHA.split((text or "").lower()) if w]
+        words = reference_units(text)
         grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
         total += len(grams)
         seen.update(grams)
@@ -48,18 +48,12 @@ def distinct_ngrams(texts: list[str], n: int) -> float:
 
 def mean_pairwise_similarity(texts: list[str], ngram: int = 5, num_perm: int = 128, seed: int = 42) -> float | None:
     """Mean estimated Jaccard similarity over all pairs of `texts` (texts too short to shingle are left out)."""
-    rng = np.random.RandomState(seed)
-    a = rng.randint(1, MERSENNE_PRIME, size=num_perm, dtype=np.uint64)
-    b = rng.randint(0, MERSENNE_PRIME, size=num_perm, dtype=np.uint64)
-    signatures = []
-    for text in texts:
-        grams = shingles(text or "", ngram, "auto")
-        if grams:
-            h = np.fromiter((xxh3_32hash(g) for g in grams), dtype=np.uint64, count=len(grams))
-            signatures.append(((np.outer(h, a) + b) % MERSENNE_PRIME & MAX_HASH).min(axis=0))
+    grams = text_units(texts, "auto").ngrams(ngram)
+    # One band of one row per permutation: the band keys are the MinHash signature values themselves.
+    signatures = band_keys(grams, permutations(seed, num_perm), bands=num_perm, rows=1).T
     if len(signatures) < 2:
         return None
-    sigs = np.stack(signatures)
+    sigs = signatures
     total = sum(float((sigs[i] == sigs[i + 1 :]).mean(axis=1).sum()) for i in range(len(sigs) - 1))
     return total / (len(sigs) * (len(sigs) - 1) / 2)
 
