@@ -338,7 +338,7 @@ class Run:
         """Length statistics, the length histogram (added to `images`) and diversity of the text column.
 
         Lengths are the generated token counts when the rows carry them (the text column is what the last
-        generation wrote), else the text column measured with the model's tokenizer (words without one).
+        generation wrote), else the text column measured with the model's tokenizer (words without a model).
         """
         from builders.diversity import diversity_figures
         from builders.figures import LENGTH_HISTOGRAM, length_histogram, text_lengths
@@ -348,7 +348,10 @@ class Run:
         if len(ds) == 0 or getattr(feature, "dtype", None) not in ("string", "large_string"):
             return {}  # no rows, or no text column to measure
         texts = ds[column]
-        lengths, unit = (generated, "tokens") if generated is not None else text_lengths(texts, self.tokenizer)
+        if generated is not None:
+            lengths, unit = generated, "tokens"
+        else:  # a recipe that transforms a dataset (dedup) has no model: words then
+            lengths, unit = text_lengths(texts, self.tokenizer if self.info.generated else None)
         images[LENGTH_HISTOGRAM] = length_histogram(lengths, unit, column)
         diversity = diversity_figures(texts, seed=self.config.seed, ngram=self.config.dedup_ngram)
         self.funnel.extra["text_length"] = {"column": column, "unit": unit, **length_stats(lengths)}

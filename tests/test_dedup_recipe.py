@@ -60,6 +60,7 @@ def test_dedup_recipe_writes_a_hub_ready_folder(dedup_output, corpus):
         "README.md",
         "config.yaml",
         "data",
+        "images",
         "rejected",
         "run.json",
         "stats.json",
