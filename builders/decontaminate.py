@@ -57,7 +57,10 @@ def load_benchmarks(specs: list) -> list[Benchmark]:
         rows = load_rows(path, split=split, name=name, required_columns=columns, what=f"benchmark '{path}'")
         samples = [_as_text(value) for column in columns for value in rows[column]]
         label = Path(path).stem if Path(path).exists() else path
-        benchmarks.append(Benchmark(f"{label}/{name}" if name else label, [s for s in samples if s.strip()]))
+        label = f"{label}/{name}" if name else label
+        if any(b.label == label for b in benchmarks):  # two files with the same name: count them apart
+            label = f"{path}/{name}" if name else path
+        benchmarks.append(Benchmark(label, [s for s in samples if s.strip()]))
     return benchmarks
 
 

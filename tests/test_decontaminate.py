@@ -67,6 +67,31 @@ def test_removals_are_counted_per_benchmark_and_short_samples_match_whole(tmp_pa
     assert len(kept) == len(rows) - 3
 
 
+def test_chinese_samples_match_by_characters(tmp_path):
+    question = (
+        "长城是中国古代的军事防御工程，修筑的历史可上溯到西周时期。春秋战国时期列国争霸，长城修筑进入第一个高潮。"
+    )
+    path = write_jsonl(tmp_path / "zh.jsonl", [{"question": question}])
+    rows = [
+        "问题：" + question.replace("第一个", "首个") + "请解释原因。",  # copied, one phrase edited
+        "长城是中国古代的军事防御工程。黄河是中国第二长河，全长约五千四百六十四公里，是中华民族的母亲河。",  # one phrase
+    ]
+    kept, removed, counts = decontaminate(
+        Dataset.from_dict({"text": rows}), "text", load_benchmarks([{"path": str(path), "columns": "question"}])
+    )
+    assert removed["text"] == rows[:1] and kept["text"] == rows[1:] and counts == {"zh": 1}
+
+
+def test_benchmarks_with_the_same_file_name_are_counted_apart(tmp_path, benchmark):
+    path, test_set = benchmark
+    (tmp_path / "other").mkdir()
+    other = write_jsonl(tmp_path / "other" / "quiz.jsonl", [{"question": test_set[0]["question"] + " (reworded)"}])
+    specs = [{"path": str(path), "columns": "question"}, {"path": str(other), "columns": "question"}]
+    rows = [test_set[1]["question"], "Unrelated text."]
+    _, _, counts = decontaminate(Dataset.from_dict({"text": rows}), "text", load_benchmarks(specs))
+    assert counts == {"quiz": 1, str(other): 0}
+
+
 def test_bad_benchmark_entries_are_user_errors(benchmark):
     path, _ = benchmark
     with pytest.raises(UserError, match="needs `path` and `columns`"):
