@@ -387,11 +387,13 @@ class Run:
         print()
         print(self.funnel.table())
         print()
-        print(
-            f"rows kept: {len(ds)}   elapsed: {time.time() - self.funnel.started:.0f}s   "
-            f"generation: {t['completion_tokens_generated']} tokens at {t['tokens_per_s']} tokens/s "
-            f"({t['batches_resumed']} batches resumed from checkpoints)"
-        )
+        line = f"rows kept: {len(ds)}   elapsed: {time.time() - self.funnel.started:.0f}s"
+        if t["tokens_per_s"] is not None:  # a recipe that generates nothing (dedup) has no throughput to show
+            line += (
+                f"   generation: {t['completion_tokens_generated']} tokens at {t['tokens_per_s']} tokens/s "
+                f"({t['batches_resumed']} batches resumed from checkpoints)"
+            )
+        print(line)
         print(f"output: {self.output_dir.resolve()}")
         if len(ds):
             sample = str(ds[0].get(self.info.text_column, ds[0]))
