@@ -388,9 +388,10 @@ class Run:
         print(self.funnel.table())
         print()
         line = f"rows kept: {len(ds)}   elapsed: {time.time() - self.funnel.started:.0f}s"
-        if t["tokens_per_s"] is not None:  # a recipe that generates nothing (dedup) has no throughput to show
+        if t["tokens_per_s"] is not None or t["batches_resumed"]:  # a recipe that generates nothing shows none
+            speed = f"{t['tokens_per_s']} tokens/s" if t["tokens_per_s"] is not None else "- tokens/s"
             line += (
-                f"   generation: {t['completion_tokens_generated']} tokens at {t['tokens_per_s']} tokens/s "
+                f"   generation: {t['completion_tokens_generated']} tokens at {speed} "
                 f"({t['batches_resumed']} batches resumed from checkpoints)"
             )
         print(line)
