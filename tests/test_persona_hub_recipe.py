@@ -156,6 +156,7 @@ def test_bad_stage_and_task_names_exit_2(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # four generation rounds: minutes on an idle 2-core machine, many more on a busy one
 def test_demo_with_smollm2_makes_real_personas_and_data(tmp_path):
     out = tmp_path / "demo"
     run_recipe("persona_hub", "--config", DEMO, "--output_dir", out)
