@@ -5,6 +5,7 @@ Cosmopedia clustered 100k web samples and then gave 15M more their cluster's top
     sample = fit_sample(len(ds), fit_sample_size, seed)       # sorted row positions, drawn from the seed
     clusters = fit_clusters(embed(texts[sample]), "kmeans", num_clusters, seed)
     ds = assign_clusters(ds, "text", clusters, model)           # + cluster_id, _centroid_distance
+    central = central_rows(ds, clusters.num_clusters, 8)        # each cluster's rows closest to its centroid
 
 Only the sample's vectors are held in memory (100k x 384 float32 = 150 MB); the other rows are embedded
 and assigned block by block inside one `Dataset.map`, so 1M seeds need no more memory than 100k. k-means
@@ -49,16 +50,6 @@ class Clusters:
     @property
     def num_clusters(self) -> int:
         return len(self.centroids)
-
-    def central_rows(self, k: int) -> dict[int, list[int]]:
-        """Per cluster, the row positions of its (at most) `k` sample rows closest to the centroid, closest first."""
-        order = np.lexsort((self.sample_distances, self.sample_labels))
-        labels = self.sample_labels[order]
-        central = {}
-        for cluster in range(self.num_clusters):
-            start, end = np.searchsorted(labels, [cluster, cluster + 1])
-            central[cluster] = self.sample[order[start : min(end, start + k)]].tolist()
-        return central
 
 
 def fit_sample(num_rows: int, size: int, seed: int) -> np.ndarray:
@@ -185,6 +176,19 @@ def assign_clusters(
         desc="Assigning rows to clusters",
     )
     return out, time.perf_counter() - began
+
+
+def central_rows(ds: Dataset, num_clusters: int, k: int) -> dict[int, list[int]]:
+    """Per cluster, the positions of its (at most) `k` rows closest to the centroid, closest first.
+
+    Read from the `cluster_id` and `_centroid_distance` columns of `assign_clusters`, so every row counts, in the
+    fit sample or not: a mini-batch k-means or HDBSCAN centroid may be no sample row's nearest and still gather rows.
+    """
+    columns = ds.select_columns([CLUSTER_ID, DISTANCE]).with_format("numpy")[:]
+    labels, distances = columns[CLUSTER_ID], columns[DISTANCE]
+    order = np.lexsort((distances, labels))  # stable: equal distances keep row order
+    starts = np.searchsorted(labels[order], np.arange(num_clusters + 1))
+    return {c: order[starts[c] : min(starts[c + 1], starts[c] + k)].tolist() for c in range(num_clusters)}
 
 
 def cluster_picture(

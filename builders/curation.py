@@ -1,6 +1,6 @@
 """Seed curation for Cosmopedia: the steps between clustering and the filtered seed set.
 
-    central = central_texts(seeds, "text", clusters.central_rows(8))     # each cluster's most central seeds
+    central = central_texts(seeds, "text", central_rows(seeds, n, 8))    # each cluster's most central seeds
     prompts = cluster_prompts(central, sizes, template, max_chars=500)   # one labelling prompt per cluster
     labels = read_labels(run.generate(prompts, ...))                     # topic + score, or None when unparseable
     seeds = seeds.map(add_labels, fn_kwargs={"labels": labels})          # topic, educational_score per seed

@@ -17,7 +17,14 @@ from typing import Literal
 import numpy as np
 
 from builders.card import RecipeInfo
-from builders.clustering import CLUSTER_ID, assign_clusters, cluster_picture, cluster_sample, fit_sample
+from builders.clustering import (
+    CLUSTER_ID,
+    assign_clusters,
+    central_rows,
+    cluster_picture,
+    cluster_sample,
+    fit_sample,
+)
 from builders.config import RecipeConfig, knob, parse_config
 from builders.curation import (
     LABEL_COLUMNS,
@@ -141,7 +148,7 @@ def main(argv=None):
     sizes = np.bincount(seeds[CLUSTER_ID], minlength=clusters.num_clusters)
     run.record("cluster", len(seeds), len(seeds), **clusters.details, assign_s=round(assign_s, 2))
 
-    central = central_texts(seeds, text, clusters.central_rows(config.examples_per_cluster))
+    central = central_texts(seeds, text, central_rows(seeds, clusters.num_clusters, config.examples_per_cluster))
     prompts = cluster_prompts(central, sizes, config.label_template, config.example_chars)
     structured = {"regex": LABEL_PATTERN} if config.structured_labels else None
     answers = run.generate(

@@ -9,7 +9,9 @@ from datasets import Dataset
 
 from builders import clustering
 from builders.clustering import (
+    Clusters,
     assign_clusters,
+    central_rows,
     cluster_picture,
     cluster_sample,
     fit_clusters,
@@ -105,15 +107,33 @@ def test_rows_outside_the_sample_join_their_nearest_centroid(monkeypatch, kinds)
     assert purity(np.asarray(ds["cluster_id"]), truth) >= 0.9  # fitted on 24 rows, right for all 60
 
 
-def test_central_rows_are_the_closest_members(kinds):
-    clusters = kinds[2]
-    central = clusters.central_rows(4)
+def test_central_rows_are_the_closest_members_of_all_rows(kinds):
+    texts, _, fitted = kinds
+    sample = fit_sample(len(texts), 30, seed=1)
+    clusters = cluster_sample([texts[i] for i in sample], sample, method="kmeans", num_clusters=3, seed=1, model=MODEL)
+    ds, _ = assign_clusters(Dataset.from_dict({"text": texts}), "text", clusters, MODEL)
+    labels, distances = np.asarray(ds["cluster_id"]), np.asarray(ds["_centroid_distance"])
+    central = central_rows(ds, 3, 4)
+    assert sorted(central) == [0, 1, 2]
     for cluster, rows in central.items():
-        members = np.flatnonzero(clusters.sample_labels == cluster)
+        members = np.flatnonzero(labels == cluster)
         assert len(rows) == min(4, len(members)) and set(rows) <= set(members.tolist())
-        distances = clusters.sample_distances[rows]
-        assert np.all(np.diff(distances) >= 0)
-        assert distances[-1] <= np.sort(clusters.sample_distances[members])[len(rows) - 1] + 1e-6
+        assert np.all(np.diff(distances[rows]) >= 0)
+        assert np.allclose(distances[rows], np.sort(distances[members])[: len(rows)])
+    assert any(r not in set(sample.tolist()) for rows in central.values() for r in rows)  # not only sample rows
+
+
+def test_a_cluster_without_sample_rows_still_gets_central_rows(kinds):
+    """A centroid no sample row is nearest to (possible with mini-batch k-means and HDBSCAN) but other rows are."""
+    texts, truth, fitted = kinds
+    centroids = np.stack([fitted.sample_vectors[truth == kind].mean(axis=0) for kind in range(3)])
+    sample = np.arange(2 * PER_KIND)  # speeches and code only
+    labels, distances = nearest(fitted.sample_vectors[sample], centroids)
+    assert 2 not in labels.tolist()
+    clusters = Clusters("kmeans", centroids, sample, fitted.sample_vectors[sample], labels, distances)
+    ds, _ = assign_clusters(Dataset.from_dict({"text": texts}), "text", clusters, MODEL)
+    recipes = central_rows(ds, 3, 4)[2]
+    assert len(recipes) == 4 and all(truth[r] == 2 for r in recipes)
 
 
 def test_cluster_picture_is_a_png(kinds):
