@@ -77,8 +77,8 @@ def test_unparseable_output_stops_after_bounded_rounds_with_counts(tmp_path, cap
 
 def test_alpaca_mode_rows_columns_and_funnel(alpaca_output):
     rows = rows_of(alpaca_output)
-    assert [list(r) for r in rows] == [["instruction", "input", "output", "most_similar_instructions",
-                                        "avg_similarity_score"]] * 10  # num_instructions_to_generate  # fmt: skip  # num_instructions_to_generate
+    columns = ["instruction", "input", "output", "most_similar_instructions", "avg_similarity_score"]
+    assert [list(r) for r in rows] == [columns] * 10  # num_instructions_to_generate in smoke.yaml
     stages = stages_of(alpaca_output)
     assert list(stages) == ["input", "generate", "parse", "filter", "novelty"]
     assert stages["input"]["rows_out"] == 175
