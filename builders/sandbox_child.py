@@ -12,10 +12,13 @@ crosses the boundary. Before the untrusted source is compiled the child, in this
 
 1. points stdin, stdout and stderr at /dev/null (results go out on a private copy of the stdout pipe);
 2. enters a fresh network namespace (as root; else a user + network namespace where the kernel allows it);
-3. as root: gives the working directory to `nobody` and drops to uid/gid 65534 with no supplementary groups;
-4. sets resource limits: address space, CPU seconds, file size, no new processes or threads, open files, no cores;
-5. asks the kernel to kill it when its parent dies;
-6. installs an audit hook (cannot be removed) that refuses process creation, signals, sockets, ctypes, resource
+3. as root: enters a fresh mount namespace in which every mount is read-only and the working directory is a
+   fresh tmpfs of `disk_mb` (so no file can be written anywhere else, not even in /tmp or /dev/shm);
+4. as root: drops to a uid/gid of its own (no other process has it; `nobody` where the uid map is too narrow),
+   with no supplementary groups, so it cannot signal or write to the caller or to the other sandboxes;
+5. sets resource limits: address space, CPU seconds, file size, no new processes or threads, open files, no cores;
+6. asks the kernel to kill it when its parent dies;
+7. installs an audit hook (cannot be removed) that refuses process creation, signals, sockets, ctypes, resource
    changes, writes outside the working directory and reads outside it and Python's own folders.
 """
 
@@ -23,14 +26,28 @@ import ast
 import builtins
 import json
 import os
+import re
 import resource
 import signal
 import sys
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
 PR_SET_PDEATHSIG = 1
 NOBODY = 65534
+OWN_UID_BASE = 1_000_000_000  # + the child's pid: a uid no account or other process has
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1,
+    2,
+    4,
+    8,
+    32,
+    4096,
+    16384,
+    1 << 18,
+)
+KEPT_MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
 
 # Audit events refused outright: by exact name, or every event of a module.
 DENIED_EVENTS = frozenset(
@@ -184,11 +201,14 @@ def _isolate(workdir: str, limits: dict, source: str) -> list[str]:
             layers.append("network namespace")
     _preload(source)
     if is_root:
-        os.chown(workdir, NOBODY, NOBODY)
+        uid = _own_uid()
+        if libc is not None and _private_filesystem(libc, workdir, limits["disk_mb"], uid):
+            layers.append("read-only mounts, tmpfs working directory")
+        os.chown(workdir, uid, uid)
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-        layers.append("uid nobody")
+        os.setgid(uid)
+        os.setuid(uid)
+        layers.append("uid nobody" if uid == NOBODY else "own uid")
     memory = limits["memory_mb"] * 1024 * 1024
     cpu = limits["cpu_s"]
     fsize = limits["file_size_mb"] * 1024 * 1024
@@ -209,6 +229,43 @@ def _isolate(workdir: str, limits: dict, source: str) -> list[str]:
     for name in [m for m in sys.modules if m.partition(".")[0] in ("ctypes", "_ctypes")]:
         del sys.modules[name]  # the untrusted code must import it again, and the hook refuses that
     return layers
+
+
+def _own_uid() -> int:
+    """A uid for this child alone (base + pid), if the uid map has it; else `nobody`, shared by all children."""
+    uid = OWN_UID_BASE + os.getpid()
+    try:
+        with open("/proc/self/uid_map") as fh:
+            ranges = [tuple(map(int, line.split())) for line in fh if line.strip()]
+    except (OSError, ValueError):
+        return NOBODY
+    return uid if any(inside <= uid < inside + count for inside, _, count in ranges) else NOBODY
+
+
+def _private_filesystem(libc, workdir: str, disk_mb: int, uid: int) -> bool:
+    """A mount namespace where every mount is read-only and `workdir` a fresh tmpfs of `disk_mb` MB; as root.
+
+    Returns False (and the layer is not reported) when any step fails; the audit hook and the uid still apply.
+    """
+    import ctypes
+
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    with open("/proc/self/mountinfo") as fh:
+        mounts = [line.split() for line in fh if line.strip()]
+    ok = True
+    for fields in reversed(mounts):  # a mount point listed twice: the later mount is the visible one
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])  # \040 is a space
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        flags |= sum(flag for name, flag in KEPT_MOUNT_FLAGS.items() if name in fields[5].split(","))
+        if libc.mount(None, os.fsencode(point), None, flags, None) != 0:
+            ok = False
+    options = f"size={disk_mb}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}".encode()
+    if libc.mount(b"tmpfs", os.fsencode(workdir), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+        return False
+    os.chdir(workdir)  # the working directory is now the tmpfs over it
+    return ok
 
 
 def _preload(source: str) -> None:

@@ -159,7 +159,7 @@ def test_a_swallowed_refusal_still_fails_the_call():
 
 
 def test_kernel_limits_hold_without_the_audit_hook(victim):
-    """The layers below the audit hook stop the same attacks on their own (uid nobody needs root)."""
+    """The layers below the audit hook stop the same attacks on their own (the uid and mount layers need root)."""
     layers = isolation_layers()
     assert "rlimits" in layers and "dies with parent" in layers
     results = run_hostile("while True:\n    os.fork()", audit_hooks=False)
@@ -168,7 +168,7 @@ def test_kernel_limits_hold_without_the_audit_hook(victim):
     assert "can't start new thread" in results[1]["error"]
     assert error_kind(run_hostile("return len(bytearray(10 * 2**30))", audit_hooks=False)[1]) == "memory"
     if os.geteuid() == 0:
-        assert "uid nobody" in layers and "network namespace" in layers
+        assert {"own uid", "network namespace", "read-only mounts, tmpfs working directory"} <= set(layers)
     if "network namespace" in layers:
         with socket.socket() as server:
             server.bind(("127.0.0.1", 0))
@@ -176,7 +176,7 @@ def test_kernel_limits_hold_without_the_audit_hook(victim):
             body = f"socket.socket().connect(('127.0.0.1', {server.getsockname()[1]}))"
             results = run_hostile(body, imports="import socket", audit_hooks=False)
             assert "OSError" in results[1]["error"] or "Refused" in results[1]["error"], results[1]
-    if "uid nobody" in layers:
+    if "own uid" in layers or "uid nobody" in layers:
         results = run_hostile("os.kill(os.getppid(), 9)", audit_hooks=False)
         assert "PermissionError" in results[1]["error"]
         results = run_hostile(f"os.remove({str(victim / 'keep.txt')!r})", audit_hooks=False)
@@ -204,3 +204,33 @@ def test_garbage_on_the_result_channel_costs_only_its_own_input():
     assert results[1]["error"] == "crashed: the child sent a malformed message"
     results = run_hostile("for fd in range(3, 10):\n    try:\n        os.close(fd)\n    except OSError:\n        pass")
     assert error_kind(results[1]) == "crashed"
+
+
+def test_a_fooled_audit_hook_still_cannot_write_outside(tmp_path):
+    """Patching `posixpath` makes the hook see every path as inside; the read-only mounts still refuse the write.
+
+    /tmp is writable by every uid, so without the mount namespace this would leave a file there.
+    """
+    escape = f"/tmp/builders-sandbox-escape-{os.getpid()}.txt"
+    fool = "import posixpath\nwd = os.getcwd()\nposixpath.abspath = lambda p: wd + '/inside'\n"
+    for body in (f"open({escape!r}, 'w').write('x')", f"os.mkfifo({escape!r})"):
+        results = run_hostile(fool + body)
+        assert "Read-only file system" in results[1]["error"], results[1]
+        results = run_hostile(body, audit_hooks=False)
+        assert "Read-only file system" in results[1]["error"], results[1]
+    assert not os.path.exists(escape)
+
+
+def test_the_working_directory_is_capped_in_total():
+    """Many files each under the file-size limit: the tmpfs (disk_mb) fills up, the disk does not."""
+    body = "i = 0\nwhile True:\n    open(f'f{i}', 'wb').write(b'x' * 2**20)\n    i += 1"
+    results = run_hostile(body, disk_mb=8, timeout_s=10)
+    assert "No space left on device" in results[1]["error"], results[1]
+
+
+def test_each_child_runs_under_a_uid_of_its_own():
+    """Concurrent children cannot signal or write to each other: none shares a uid with another, or is root."""
+    jobs = [("import os\n\ndef f(x):\n    return os.getuid(), os.getgid(), os.getgroups()\n", "f", [{"x": 0}])] * 4
+    outputs = [results[0]["output"] for results in run_many(jobs, workers=4)]
+    uids = [int(output.strip("()").split(",")[0]) for output in outputs]
+    assert len(set(uids)) == 4 and 0 not in uids and all(output.endswith("[])") for output in outputs)
