@@ -308,5 +308,5 @@ class _Lines:
             return _TOO_LONG
         try:
             return json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a forged line nested thousands deep must not crash the caller
             return _GARBLED

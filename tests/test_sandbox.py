@@ -202,6 +202,11 @@ def test_garbage_on_the_result_channel_costs_only_its_own_input():
         "for fd in range(3, 10):\n    try:\n        os.write(fd, b'{not json\\n')\n    except OSError:\n        pass"
     )
     assert results[1]["error"] == "crashed: the child sent a malformed message"
+    results = run_hostile(  # json.loads in the caller would overflow its stack on this
+        "for fd in range(3, 10):\n    try:\n        os.write(fd, b'[' * 20000 + b']' * 20000 + b'\\n')\n"
+        "    except OSError:\n        pass"
+    )
+    assert results[1]["error"] == "crashed: the child sent a malformed message"
     results = run_hostile("for fd in range(3, 10):\n    try:\n        os.close(fd)\n    except OSError:\n        pass")
     assert error_kind(results[1]) == "crashed"
 
