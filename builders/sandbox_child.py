@@ -101,9 +101,27 @@ DENIED_MODULES = frozenset(
     }
 )
 DENIED_IMPORTS = frozenset({"ctypes", "_ctypes", "_posixsubprocess"})
-# Standard-library modules never imported ahead of the untrusted code: ctypes, and those that act on import.
+# Standard-library modules never imported ahead of the untrusted code: ctypes, and those that act on import
+# (besides every `__main__` submodule: `unittest.__main__` runs tests, `ensurepip.__main__` installs pip).
 NOT_PRELOADED = frozenset(
-    {"ctypes", "_ctypes", "antigravity", "this", "turtle", "turtledemo", "tkinter", "idlelib", "site", "pdb"}
+    {
+        "ctypes",
+        "_ctypes",
+        "antigravity",
+        "this",
+        "turtle",
+        "turtledemo",
+        "tkinter",
+        "idlelib",
+        "site",
+        "pdb",
+        "test",
+        "ensurepip",
+        "venv",
+        "lib2to3",
+        "__hello__",
+        "__phello__",
+    }
 )
 # Events that write: the positions of their path arguments, and of the matching dir_fd argument (or None).
 WRITE_PATHS = {
@@ -199,11 +217,11 @@ def _isolate(workdir: str, limits: dict, source: str) -> list[str]:
         flags = CLONE_NEWNET if is_root else CLONE_NEWUSER | CLONE_NEWNET
         if libc.unshare(flags) == 0:
             layers.append("network namespace")
-    _preload(source)
     if is_root:
         uid = _own_uid()
         if libc is not None and _private_filesystem(libc, workdir, limits["disk_mb"], uid):
             layers.append("read-only mounts, tmpfs working directory")
+        _preload(source)  # as root, so after the mounts turned read-only
         os.chown(workdir, uid, uid)
         os.setgroups([])
         os.setgid(uid)
@@ -271,9 +289,11 @@ def _private_filesystem(libc, workdir: str, disk_mb: int, uid: int) -> bool:
 def _preload(source: str) -> None:
     """Import the standard-library modules the source names, while they can still be read.
 
-    Once the child runs as `nobody` it may not be able to read the Python installation (e.g. under /root);
-    modules already in `sys.modules` need no file access. Only standard-library modules are loaded here, and
-    none that act on import; the source itself is parsed, never run.
+    Once the child runs as its own uid it may not be able to read the Python installation (e.g. under /root);
+    modules already in `sys.modules` need no file access. This runs as root (without root nothing needs it),
+    in the network namespace and after the mounts turned read-only, but before the audit hook and the limits:
+    only standard-library modules are loaded, none that act on import and no `__main__`; the source itself is
+    parsed, never run.
     """
     import importlib
 
@@ -290,7 +310,7 @@ def _preload(source: str) -> None:
             names.update(f"{node.module}.{alias.name}" for alias in node.names)  # submodules, if any
     for name in sorted(names):
         top = name.partition(".")[0]
-        if top in sys.stdlib_module_names and top not in NOT_PRELOADED:
+        if top in sys.stdlib_module_names and top not in NOT_PRELOADED and "__main__" not in name.split("."):
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - `from x import function`, or a module missing here

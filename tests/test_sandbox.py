@@ -239,3 +239,11 @@ def test_each_child_runs_under_a_uid_of_its_own():
     outputs = [results[0]["output"] for results in run_many(jobs, workers=4)]
     uids = [int(output.strip("()").split(",")[0]) for output in outputs]
     assert len(set(uids)) == 4 and 0 not in uids and all(output.endswith("[])") for output in outputs)
+
+
+def test_standard_modules_that_act_on_import_are_not_run_before_isolation():
+    """The child imports the stdlib modules a source names before it drops root; `__main__` ones are never run."""
+    source = "from unittest import __main__\n\ndef f(x):\n    return x\n"  # would run unittest's discovery, then exit
+    [result] = run_function(source, "f", [{"x": 1}])
+    # imported only now, as the child's own uid under the audit hook: it fails to load instead of exiting the child
+    assert error_kind(result) == "load_failed", result
