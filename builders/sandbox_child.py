@@ -30,6 +30,7 @@ import re
 import resource
 import signal
 import sys
+from types import MappingProxyType
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -329,8 +330,11 @@ def _libc():
 def _install_audit_hook(workdir: str) -> list[str]:
     """Install the hook; returns the list it appends a description of each refused event to.
 
-    Everything the hook consults is bound as a local of this closure, so untrusted code cannot change it by
-    rebinding module attributes of this file (it can still patch `os` itself: see docs/code.md).
+    Everything the hook consults is bound as a local of this closure and immutable, so untrusted code cannot
+    change it by rebinding module attributes of this file, nor through the frames of a hook it got to run its
+    own code in (it can still patch `os` itself: see docs/code.md). The hook never calls the untrusted code:
+    a path that is not a str, bytes or an int (a path object, whose `__fspath__` could answer one path to the
+    hook and another to the call) counts as outside, and refusals name its type, not its `repr`.
     """
     violations: list[str] = []
     root = os.path.realpath(workdir)
@@ -341,14 +345,14 @@ def _install_audit_hook(workdir: str) -> list[str]:
         )
     )
     denied_events, denied_modules, denied_imports = DENIED_EVENTS, DENIED_MODULES, DENIED_IMPORTS
-    write_paths, read_paths, write_flags = dict(WRITE_PATHS), dict(READ_PATHS), WRITE_FLAGS
-    realpath, readlink, isdir, isabs, join, fspath, fsdecode = (
+    write_paths, read_paths = MappingProxyType(dict(WRITE_PATHS)), MappingProxyType(dict(READ_PATHS))
+    write_flags = WRITE_FLAGS
+    realpath, readlink, isdir, isabs, join, fsdecode = (
         os.path.realpath,
         os.readlink,
         os.path.isdir,
         os.path.isabs,
         os.path.join,
-        os.fspath,
         os.fsdecode,
     )
     violation = SandboxViolation
@@ -356,14 +360,19 @@ def _install_audit_hook(workdir: str) -> list[str]:
     def resolve(path, dir_fd=None):
         """The real absolute path an event's path argument names; None when it cannot be told."""
         try:
-            if isinstance(path, int):
+            if type(path) is int:
                 return readlink(f"/proc/self/fd/{path}")
-            path = fsdecode(fspath(path))
+            if type(path) not in (str, bytes) or (dir_fd is not None and type(dir_fd) is not int):
+                return None
+            path = fsdecode(path)
             if dir_fd is not None and dir_fd != -1 and not isabs(path):
                 path = join(readlink(f"/proc/self/fd/{dir_fd}"), path)
             return realpath(path)
         except Exception:  # noqa: BLE001 - an argument that cannot be resolved counts as outside
             return None
+
+    def shown(value) -> str:
+        return repr(value) if type(value) in (str, bytes, int) else f"a {type(value).__qualname__} object"
 
     def inside(real, roots) -> bool:
         return real is not None and any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots)
@@ -373,7 +382,7 @@ def _install_audit_hook(workdir: str) -> list[str]:
             if position < len(args):
                 dir_fd = args[dir_position] if dir_position is not None and dir_position < len(args) else None
                 if not inside(resolve(args[position], dir_fd), roots):
-                    refuse(f"{event} {args[position]!r}")
+                    refuse(f"{event} {shown(args[position])}")
 
     def refuse(what: str) -> None:
         violations.append(what)
@@ -387,21 +396,22 @@ def _install_audit_hook(workdir: str) -> list[str]:
             real = resolve(path)
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & write_flags)
             if writes and not inside(real, (root,)):
-                refuse(f"writing {path!r}")
+                refuse(f"writing {shown(path)}")
             # a directory outside the working directory may not be opened: its fd would allow relative writes
             if not writes and (not inside(real, readable) or (isdir(real) and not inside(real, (root,)))):
-                refuse(f"reading {path!r}")
+                refuse(f"reading {shown(path)}")
         elif event == "import":
-            if args[0].partition(".")[0] in denied_imports:
+            if str.partition(args[0], ".")[0] in denied_imports:  # str.partition: a str subclass runs no code
                 refuse(f"import {args[0]}")
         elif event in write_paths:
             check(event, args, write_paths, (root,))
         elif event in read_paths:
             check(event, args, read_paths, readable)
         elif event == "sqlite3.connect":
-            if args[0] not in (":memory:", b":memory:", "") and not inside(resolve(args[0]), (root,)):
-                refuse(f"sqlite3.connect {args[0]!r}")
-        elif event == "object.__setattr__" and args[1] in ("__code__", "__closure__", "__defaults__"):
+            memory = type(args[0]) in (str, bytes) and args[0] in (":memory:", b":memory:", "")
+            if not memory and not inside(resolve(args[0]), (root,)):
+                refuse(f"sqlite3.connect {shown(args[0])}")
+        elif event == "object.__setattr__" and str.__str__(args[1]) in ("__code__", "__closure__", "__defaults__"):
             refuse(f"setting {args[1]}")
 
     sys.addaudithook(hook)

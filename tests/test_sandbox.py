@@ -247,3 +247,23 @@ def test_standard_modules_that_act_on_import_are_not_run_before_isolation():
     [result] = run_function(source, "f", [{"x": 1}])
     # imported only now, as the child's own uid under the audit hook: it fails to load instead of exiting the child
     assert error_kind(result) == "load_failed", result
+
+
+def test_the_audit_hook_never_runs_the_untrusted_code():
+    """A path object's `__fspath__` would run inside the hook, see its frames and could clear its tables."""
+    body = """
+class Sneaky:
+    def __fspath__(self):
+        frame = __import__("sys")._getframe(1)
+        while frame is not None:
+            for table in [v for v in frame.f_locals.values() if type(v) is dict]:
+                table.clear()
+            frame = frame.f_back
+        return "inside"
+try:
+    shutil.rmtree(Sneaky())
+except Exception:
+    pass
+return os.listdir("/etc")"""
+    results = run_hostile(body, imports="import os, shutil")
+    assert results[1]["error"] == "blocked: shutil.rmtree a f.<locals>.Sneaky object is not allowed in the sandbox"
