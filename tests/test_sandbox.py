@@ -13,6 +13,7 @@ import pytest
 from builders.sandbox import error_kind, isolation_layers, run_function, run_many
 
 INPUTS = [{"x": 0}, {"x": 1}, {"x": 2}]
+ROOT_LAYERS = {"own uid", "read-only mounts, tmpfs working directory"}
 
 
 def hostile(body: str, imports: str = "import os") -> str:
@@ -168,7 +169,7 @@ def test_kernel_limits_hold_without_the_audit_hook(victim):
     assert "can't start new thread" in results[1]["error"]
     assert error_kind(run_hostile("return len(bytearray(10 * 2**30))", audit_hooks=False)[1]) == "memory"
     if os.geteuid() == 0:
-        assert {"own uid", "network namespace", "read-only mounts, tmpfs working directory"} <= set(layers)
+        assert ROOT_LAYERS | {"network namespace"} <= set(layers)
     if "network namespace" in layers:
         with socket.socket() as server:
             server.bind(("127.0.0.1", 0))
@@ -216,6 +217,7 @@ def test_a_fooled_audit_hook_still_cannot_write_outside(tmp_path):
 
     /tmp is writable by every uid, so without the mount namespace this would leave a file there.
     """
+    assert ROOT_LAYERS <= set(isolation_layers()), "these layers need root, as in the CI"
     escape = f"/tmp/builders-sandbox-escape-{os.getpid()}.txt"
     fool = "import posixpath\nwd = os.getcwd()\nposixpath.abspath = lambda p: wd + '/inside'\n"
     for body in (f"open({escape!r}, 'w').write('x')", f"os.mkfifo({escape!r})"):
@@ -228,6 +230,7 @@ def test_a_fooled_audit_hook_still_cannot_write_outside(tmp_path):
 
 def test_the_working_directory_is_capped_in_total():
     """Many files each under the file-size limit: the tmpfs (disk_mb) fills up, the disk does not."""
+    assert ROOT_LAYERS <= set(isolation_layers()), "these layers need root, as in the CI"
     body = "i = 0\nwhile True:\n    open(f'f{i}', 'wb').write(b'x' * 2**20)\n    i += 1"
     results = run_hostile(body, disk_mb=8, timeout_s=10)
     assert "No space left on device" in results[1]["error"], results[1]
@@ -235,6 +238,7 @@ def test_the_working_directory_is_capped_in_total():
 
 def test_each_child_runs_under_a_uid_of_its_own():
     """Concurrent children cannot signal or write to each other: none shares a uid with another, or is root."""
+    assert ROOT_LAYERS <= set(isolation_layers()), "these layers need root, as in the CI"
     jobs = [("import os\n\ndef f(x):\n    return os.getuid(), os.getgid(), os.getgroups()\n", "f", [{"x": 0}])] * 4
     outputs = [results[0]["output"] for results in run_many(jobs, workers=4)]
     uids = [int(output.strip("()").split(",")[0]) for output in outputs]
