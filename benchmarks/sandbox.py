@@ -1,7 +1,7 @@
 """Sandbox throughput: executions per second on this machine's cores, ours against a process per execution.
 
 Ours: `builders.sandbox.run_many`, one fresh isolated interpreter per function that runs all of that function's
-inputs one at a time (network namespace, uid nobody, rlimits, audit hook), `--workers` at a time.
+inputs one at a time (network namespace, read-only mounts, own uid, rlimits, audit hook), `--workers` at a time.
 Peer: the usual harness for generated code (HumanEval's `check_correctness` pattern): one forked
 `multiprocessing.Process` per execution with rlimits set in the child, a result sent back through a pipe, and
 a wall-clock timeout; the same `--workers` at a time. Both run the same functions on the same inputs:

@@ -7,7 +7,8 @@
 
 Each call starts a fresh child (`sandbox_child.py`, standard library only) in its own session and process
 group, in a fresh temporary working directory, with a clean environment. The child isolates itself (network
-namespace, uid `nobody` when started as root, resource limits, death with its parent, an audit hook) before it
+namespace; as root, read-only mounts with a small tmpfs as its working directory and a uid of its own; resource
+limits, death with its parent, an audit hook) before it
 compiles the source, then runs the inputs one at a time and reports each result as it finishes. The parent
 gives every input `timeout_s` seconds of wall-clock time; on a timeout or a crash it kills the whole process
 group, records the failure for that input, and starts a new child for the inputs after it, so one hostile
@@ -50,6 +51,7 @@ class Limits:
     timeout_s: float = 2.0  # wall clock per input, and for loading the source
     memory_mb: int = 1024  # address space of the child (RLIMIT_AS)
     file_size_mb: int = 16  # largest file the child may write (RLIMIT_FSIZE)
+    disk_mb: int = 64  # all the files of its working directory together (the tmpfs's size; as root)
     max_output_chars: int = 10_000  # longer reprs are failures (output_too_long), never sent back
 
 
@@ -61,6 +63,7 @@ def run_function(
     *,
     memory_mb: int = 1024,
     file_size_mb: int = 16,
+    disk_mb: int = 64,
     max_output_chars: int = 10_000,
     skip_after_timeout: bool = False,
     audit_hooks: bool = True,
@@ -71,7 +74,7 @@ def run_function(
     callers that drop a function that times out anyway. `audit_hooks=False` leaves out the in-process audit
     hook, to test that the kernel-level limits hold alone.
     """
-    limits = Limits(timeout_s, memory_mb, file_size_mb, max_output_chars)
+    limits = Limits(timeout_s, memory_mb, file_size_mb, disk_mb, max_output_chars)
     results: list[dict | None] = [None] * len(inputs)
     todo = []
     for index, value in enumerate(inputs):
@@ -106,7 +109,7 @@ def error_kind(result: dict) -> str | None:
 
 @cache
 def isolation_layers() -> tuple[str, ...]:
-    """The layers the kernel granted a child here (network namespace, uid nobody, rlimits, dies with parent)."""
+    """The layers the kernel granted a child here (network namespace, read-only mounts, own uid, rlimits, ...)."""
     layers: list[str] = []
     _run_child("def f():\n    return 0\n", "f", [(0, "()")], Limits(), True, layers_out=layers)
     return tuple(layers)
@@ -157,6 +160,7 @@ def _run_child(
         "limits": {
             "memory_mb": limits.memory_mb,
             "file_size_mb": limits.file_size_mb,
+            "disk_mb": limits.disk_mb,
             "max_output_chars": limits.max_output_chars,
             "cpu_s": math.ceil(limits.timeout_s * (len(todo) + 1)) + 1,
             "parent_pid": os.getpid(),
@@ -304,5 +308,5 @@ class _Lines:
             return _TOO_LONG
         try:
             return json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a forged line nested thousands deep must not crash the caller
             return _GARBLED

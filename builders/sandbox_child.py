@@ -12,10 +12,13 @@ crosses the boundary. Before the untrusted source is compiled the child, in this
 
 1. points stdin, stdout and stderr at /dev/null (results go out on a private copy of the stdout pipe);
 2. enters a fresh network namespace (as root; else a user + network namespace where the kernel allows it);
-3. as root: gives the working directory to `nobody` and drops to uid/gid 65534 with no supplementary groups;
-4. sets resource limits: address space, CPU seconds, file size, no new processes or threads, open files, no cores;
-5. asks the kernel to kill it when its parent dies;
-6. installs an audit hook (cannot be removed) that refuses process creation, signals, sockets, ctypes, resource
+3. as root: enters a fresh mount namespace in which every mount is read-only and the working directory is a
+   fresh tmpfs of `disk_mb` (so no file can be written anywhere else, not even in /tmp or /dev/shm);
+4. as root: drops to a uid/gid of its own (no other process has it; `nobody` where the uid map is too narrow),
+   with no supplementary groups, so it cannot signal or write to the caller or to the other sandboxes;
+5. sets resource limits: address space, CPU seconds, file size, no new processes or threads, open files, no cores;
+6. asks the kernel to kill it when its parent dies;
+7. installs an audit hook (cannot be removed) that refuses process creation, signals, sockets, ctypes, resource
    changes, writes outside the working directory and reads outside it and Python's own folders.
 """
 
@@ -23,14 +26,29 @@ import ast
 import builtins
 import json
 import os
+import re
 import resource
 import signal
 import sys
+from types import MappingProxyType
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
 PR_SET_PDEATHSIG = 1
 NOBODY = 65534
+OWN_UID_BASE = 1_000_000_000  # + the child's pid: a uid no account or other process has
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = (
+    1,
+    2,
+    4,
+    8,
+    32,
+    4096,
+    16384,
+    1 << 18,
+)
+KEPT_MOUNT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
 
 # Audit events refused outright: by exact name, or every event of a module.
 DENIED_EVENTS = frozenset(
@@ -84,9 +102,27 @@ DENIED_MODULES = frozenset(
     }
 )
 DENIED_IMPORTS = frozenset({"ctypes", "_ctypes", "_posixsubprocess"})
-# Standard-library modules never imported ahead of the untrusted code: ctypes, and those that act on import.
+# Standard-library modules never imported ahead of the untrusted code: ctypes, and those that act on import
+# (besides every `__main__` submodule: `unittest.__main__` runs tests, `ensurepip.__main__` installs pip).
 NOT_PRELOADED = frozenset(
-    {"ctypes", "_ctypes", "antigravity", "this", "turtle", "turtledemo", "tkinter", "idlelib", "site", "pdb"}
+    {
+        "ctypes",
+        "_ctypes",
+        "antigravity",
+        "this",
+        "turtle",
+        "turtledemo",
+        "tkinter",
+        "idlelib",
+        "site",
+        "pdb",
+        "test",
+        "ensurepip",
+        "venv",
+        "lib2to3",
+        "__hello__",
+        "__phello__",
+    }
 )
 # Events that write: the positions of their path arguments, and of the matching dir_fd argument (or None).
 WRITE_PATHS = {
@@ -182,13 +218,16 @@ def _isolate(workdir: str, limits: dict, source: str) -> list[str]:
         flags = CLONE_NEWNET if is_root else CLONE_NEWUSER | CLONE_NEWNET
         if libc.unshare(flags) == 0:
             layers.append("network namespace")
-    _preload(source)
     if is_root:
-        os.chown(workdir, NOBODY, NOBODY)
+        uid = _own_uid()
+        if libc is not None and _private_filesystem(libc, workdir, limits["disk_mb"], uid):
+            layers.append("read-only mounts, tmpfs working directory")
+        _preload(source)  # as root, so after the mounts turned read-only
+        os.chown(workdir, uid, uid)
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-        layers.append("uid nobody")
+        os.setgid(uid)
+        os.setuid(uid)
+        layers.append("uid nobody" if uid == NOBODY else "own uid")
     memory = limits["memory_mb"] * 1024 * 1024
     cpu = limits["cpu_s"]
     fsize = limits["file_size_mb"] * 1024 * 1024
@@ -211,12 +250,51 @@ def _isolate(workdir: str, limits: dict, source: str) -> list[str]:
     return layers
 
 
+def _own_uid() -> int:
+    """A uid for this child alone (base + pid), if the uid map has it; else `nobody`, shared by all children."""
+    uid = OWN_UID_BASE + os.getpid()
+    try:
+        with open("/proc/self/uid_map") as fh:
+            ranges = [tuple(map(int, line.split())) for line in fh if line.strip()]
+    except (OSError, ValueError):
+        return NOBODY
+    return uid if any(inside <= uid < inside + count for inside, _, count in ranges) else NOBODY
+
+
+def _private_filesystem(libc, workdir: str, disk_mb: int, uid: int) -> bool:
+    """A mount namespace where every mount is read-only and `workdir` a fresh tmpfs of `disk_mb` MB; as root.
+
+    Returns False (and the layer is not reported) when any step fails; the audit hook and the uid still apply.
+    """
+    import ctypes
+
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        return False
+    with open("/proc/self/mountinfo") as fh:
+        mounts = [line.split() for line in fh if line.strip()]
+    ok = True
+    for fields in reversed(mounts):  # a mount point listed twice: the later mount is the visible one
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])  # \040 is a space
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+        flags |= sum(flag for name, flag in KEPT_MOUNT_FLAGS.items() if name in fields[5].split(","))
+        if libc.mount(None, os.fsencode(point), None, flags, None) != 0:
+            ok = False
+    options = f"size={disk_mb}m,nr_inodes=4096,mode=0700,uid={uid},gid={uid}".encode()
+    if libc.mount(b"tmpfs", os.fsencode(workdir), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
+        return False
+    os.chdir(workdir)  # the working directory is now the tmpfs over it
+    return ok
+
+
 def _preload(source: str) -> None:
     """Import the standard-library modules the source names, while they can still be read.
 
-    Once the child runs as `nobody` it may not be able to read the Python installation (e.g. under /root);
-    modules already in `sys.modules` need no file access. Only standard-library modules are loaded here, and
-    none that act on import; the source itself is parsed, never run.
+    Once the child runs as its own uid it may not be able to read the Python installation (e.g. under /root);
+    modules already in `sys.modules` need no file access. This runs as root (without root nothing needs it),
+    in the network namespace and after the mounts turned read-only, but before the audit hook and the limits:
+    only standard-library modules are loaded, none that act on import and no `__main__`; the source itself is
+    parsed, never run.
     """
     import importlib
 
@@ -233,7 +311,7 @@ def _preload(source: str) -> None:
             names.update(f"{node.module}.{alias.name}" for alias in node.names)  # submodules, if any
     for name in sorted(names):
         top = name.partition(".")[0]
-        if top in sys.stdlib_module_names and top not in NOT_PRELOADED:
+        if top in sys.stdlib_module_names and top not in NOT_PRELOADED and "__main__" not in name.split("."):
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - `from x import function`, or a module missing here
@@ -252,8 +330,11 @@ def _libc():
 def _install_audit_hook(workdir: str) -> list[str]:
     """Install the hook; returns the list it appends a description of each refused event to.
 
-    Everything the hook consults is bound as a local of this closure, so untrusted code cannot change it by
-    rebinding module attributes of this file (it can still patch `os` itself: see docs/code.md).
+    Everything the hook consults is bound as a local of this closure and immutable, so untrusted code cannot
+    change it by rebinding module attributes of this file, nor through the frames of a hook it got to run its
+    own code in (it can still patch `os` itself: see docs/code.md). The hook never calls the untrusted code:
+    a path that is not a str, bytes or an int (a path object, whose `__fspath__` could answer one path to the
+    hook and another to the call) counts as outside, and refusals name its type, not its `repr`.
     """
     violations: list[str] = []
     root = os.path.realpath(workdir)
@@ -264,14 +345,14 @@ def _install_audit_hook(workdir: str) -> list[str]:
         )
     )
     denied_events, denied_modules, denied_imports = DENIED_EVENTS, DENIED_MODULES, DENIED_IMPORTS
-    write_paths, read_paths, write_flags = dict(WRITE_PATHS), dict(READ_PATHS), WRITE_FLAGS
-    realpath, readlink, isdir, isabs, join, fspath, fsdecode = (
+    write_paths, read_paths = MappingProxyType(dict(WRITE_PATHS)), MappingProxyType(dict(READ_PATHS))
+    write_flags = WRITE_FLAGS
+    realpath, readlink, isdir, isabs, join, fsdecode = (
         os.path.realpath,
         os.readlink,
         os.path.isdir,
         os.path.isabs,
         os.path.join,
-        os.fspath,
         os.fsdecode,
     )
     violation = SandboxViolation
@@ -279,14 +360,19 @@ def _install_audit_hook(workdir: str) -> list[str]:
     def resolve(path, dir_fd=None):
         """The real absolute path an event's path argument names; None when it cannot be told."""
         try:
-            if isinstance(path, int):
+            if type(path) is int:
                 return readlink(f"/proc/self/fd/{path}")
-            path = fsdecode(fspath(path))
+            if type(path) not in (str, bytes) or (dir_fd is not None and type(dir_fd) is not int):
+                return None
+            path = fsdecode(path)
             if dir_fd is not None and dir_fd != -1 and not isabs(path):
                 path = join(readlink(f"/proc/self/fd/{dir_fd}"), path)
             return realpath(path)
         except Exception:  # noqa: BLE001 - an argument that cannot be resolved counts as outside
             return None
+
+    def shown(value) -> str:
+        return repr(value) if type(value) in (str, bytes, int) else f"a {type(value).__qualname__} object"
 
     def inside(real, roots) -> bool:
         return real is not None and any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots)
@@ -296,7 +382,7 @@ def _install_audit_hook(workdir: str) -> list[str]:
             if position < len(args):
                 dir_fd = args[dir_position] if dir_position is not None and dir_position < len(args) else None
                 if not inside(resolve(args[position], dir_fd), roots):
-                    refuse(f"{event} {args[position]!r}")
+                    refuse(f"{event} {shown(args[position])}")
 
     def refuse(what: str) -> None:
         violations.append(what)
@@ -310,21 +396,22 @@ def _install_audit_hook(workdir: str) -> list[str]:
             real = resolve(path)
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & write_flags)
             if writes and not inside(real, (root,)):
-                refuse(f"writing {path!r}")
+                refuse(f"writing {shown(path)}")
             # a directory outside the working directory may not be opened: its fd would allow relative writes
             if not writes and (not inside(real, readable) or (isdir(real) and not inside(real, (root,)))):
-                refuse(f"reading {path!r}")
+                refuse(f"reading {shown(path)}")
         elif event == "import":
-            if args[0].partition(".")[0] in denied_imports:
+            if str.partition(args[0], ".")[0] in denied_imports:  # str.partition: a str subclass runs no code
                 refuse(f"import {args[0]}")
         elif event in write_paths:
             check(event, args, write_paths, (root,))
         elif event in read_paths:
             check(event, args, read_paths, readable)
         elif event == "sqlite3.connect":
-            if args[0] not in (":memory:", b":memory:", "") and not inside(resolve(args[0]), (root,)):
-                refuse(f"sqlite3.connect {args[0]!r}")
-        elif event == "object.__setattr__" and args[1] in ("__code__", "__closure__", "__defaults__"):
+            memory = type(args[0]) in (str, bytes) and args[0] in (":memory:", b":memory:", "")
+            if not memory and not inside(resolve(args[0]), (root,)):
+                refuse(f"sqlite3.connect {shown(args[0])}")
+        elif event == "object.__setattr__" and str.__str__(args[1]) in ("__code__", "__closure__", "__defaults__"):
             refuse(f"setting {args[1]}")
 
     sys.addaudithook(hook)

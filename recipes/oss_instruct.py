@@ -47,11 +47,6 @@ class OSSInstructConfig(CodeSourceConfig):
                 f"snippet lines must satisfy 1 <= snippet_min_lines <= snippet_max_lines, got "
                 f"{self.snippet_min_lines} and {self.snippet_max_lines}"
             )
-        if self.decontaminate:  # see the DECONTAMINATION HOOK in main()
-            raise UserError(
-                "`decontaminate` needs the decontamination stage (builders/decontaminate.py), which this version "
-                "does not have yet; remove `decontaminate` from the config"
-            )
 
 
 INFO = RecipeInfo(
@@ -146,9 +141,9 @@ def main(argv=None):
     rows = run.filter(
         answers, generation_checks("response") + solution_checks(config.min_problem_words), stage="filter"
     )
-    # DECONTAMINATION HOOK (issue 3): `Run.decontaminate` is not on main yet. When it lands, add here:
-    #     rows = run.decontaminate(rows, column="problem", stage="decontaminate")
-    # and drop the refusal in OSSInstructConfig.__post_init__.
+    # as Magicoder did: a row whose problem or solution overlaps a benchmark (HumanEval, MBPP, ...) is dropped
+    rows = run.decontaminate(rows, column="problem", stage="decontaminate_problem")
+    rows = run.decontaminate(rows, column="solution", stage="decontaminate_solution")
     rows = run.dedup(rows, column="problem")
     run.finish(
         rows.select_columns(COLUMNS).cast(FEATURES),

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from builders.code_sources import stdlib_folder
-from conftest import REPO, run_recipe
+from conftest import REPO, run_recipe, write_jsonl
 
 pytestmark = pytest.mark.vllm
 
@@ -35,17 +35,51 @@ REASONS = {
 }
 
 
+BENCHMARK = [  # two HumanEval-style tasks (our own), given as a local file as a user gives HumanEval or MBPP
+    {
+        "prompt": 'def running_maximum(numbers: list) -> list:\n    """Return the running maximum of the list, '
+        'element by element, so that each entry is the largest number seen so far."""\n'
+    },
+    {
+        "prompt": "Write a function that counts the vowels in a string, ignoring case, and returns the count as an integer."
+    },
+]
+
+
 @pytest.fixture(scope="module")
 def smoke_output(tmp_path_factory):
-    out = tmp_path_factory.mktemp("oss") / "out"
-    run_recipe("oss_instruct", "--config", SMOKE, "--output_dir", out, "--keep_rejected", "true")
+    folder = tmp_path_factory.mktemp("oss")
+    benchmark = write_jsonl(folder / "humaneval_like.jsonl", BENCHMARK)
+    decontaminate = f"[{{path: {benchmark}, columns: [prompt], split: train}}]"
+    out = folder / "out"
+    run_recipe(
+        "oss_instruct",
+        "--config",
+        SMOKE,
+        "--output_dir",
+        out,
+        "--keep_rejected",
+        "true",
+        "--decontaminate",
+        decontaminate,
+    )
     return out
 
 
 def test_funnel_accounts_for_every_row(smoke_output):
     stats = json.loads((smoke_output / "stats.json").read_text())
     stages = {s["name"]: s for s in stats["stages"]}
-    assert [s["name"] for s in stats["stages"]][:5] == ["input", "snippets", "seeds", "generate", "filter"]
+    names = [s["name"] for s in stats["stages"]]
+    assert names[:7] == [
+        "input",
+        "snippets",
+        "seeds",
+        "generate",
+        "filter",
+        "decontaminate_problem",
+        "decontaminate_solution",
+    ]
+    assert stages["decontaminate_problem"]["rows_in"] == stages["filter"]["rows_out"]
     assert stages["input"]["rows_out"] == 8 and stages["generate"]["rows_out"] == 8
     for stage in stats["stages"]:
         assert stage["rows_in"] - stage["rows_out"] == sum(stage["dropped"].values())
@@ -82,6 +116,7 @@ def test_bad_settings_are_one_line_errors(tmp_path, capsys):
     assert "snippet_min_lines <= snippet_max_lines" in error_of(capsys, *base, "--snippet_min_lines", "20")
     assert "does not exist" in error_of(capsys, *base, "--dataset", tmp_path / "nowhere")
     assert "matches `include`" in error_of(capsys, *base, "--dataset", REPO / "builders", "--include", "*.go")
-    message = error_of(capsys, *base, "--decontaminate", "[{path: openai_humaneval, columns: [prompt]}]")
-    assert "decontamination" in message
     assert not (tmp_path / "out").exists()
+    # benchmarks are read when the stage runs (Run.decontaminate), after generation: the error still names the fix
+    message = error_of(capsys, *base, "--decontaminate", "[openai_humaneval]")
+    assert "decontaminate[0]" in message and "columns" in message

@@ -64,6 +64,18 @@ def test_parse_json_and_bare_answers():
     assert parse_inputs("[{'text': 'a'}]", PARAMS, REQUIRED, 10) == (None, "no_valid_inputs")
 
 
+def test_hostile_answers_are_drops_not_crashes():
+    """Brackets nested 100,000 deep overflow both json and ast; digits past int's limit; a huge exponent."""
+    deep = "[" * 100_000 + "]" * 100_000
+    for answer in (
+        f"```python\n{deep}\n```",
+        f'[{{"text": {deep}, "width": 1}}]',
+        "[{'text': 'a', 'width': 1" + "0" * 10_000 + "}]",
+    ):
+        assert parse_inputs(answer, PARAMS, REQUIRED, 10)[0] is None
+    assert parse_inputs("[{'text': 'a', 'width': 10**10**10}]", PARAMS, REQUIRED, 10) == (None, "no_valid_inputs")
+
+
 def test_structured_pattern_accepts_only_fitting_compact_objects():
     pattern = inputs_pattern([["a", "b"], ["x"]], num_inputs=3)
     assert re.fullmatch(pattern, '[{"a":1,"b":"hi"},{"x":[1,2.5,null]}]')

@@ -13,6 +13,7 @@ import pytest
 from builders.sandbox import error_kind, isolation_layers, run_function, run_many
 
 INPUTS = [{"x": 0}, {"x": 1}, {"x": 2}]
+ROOT_LAYERS = {"own uid", "read-only mounts, tmpfs working directory"}
 
 
 def hostile(body: str, imports: str = "import os") -> str:
@@ -159,7 +160,7 @@ def test_a_swallowed_refusal_still_fails_the_call():
 
 
 def test_kernel_limits_hold_without_the_audit_hook(victim):
-    """The layers below the audit hook stop the same attacks on their own (uid nobody needs root)."""
+    """The layers below the audit hook stop the same attacks on their own (the uid and mount layers need root)."""
     layers = isolation_layers()
     assert "rlimits" in layers and "dies with parent" in layers
     results = run_hostile("while True:\n    os.fork()", audit_hooks=False)
@@ -168,7 +169,7 @@ def test_kernel_limits_hold_without_the_audit_hook(victim):
     assert "can't start new thread" in results[1]["error"]
     assert error_kind(run_hostile("return len(bytearray(10 * 2**30))", audit_hooks=False)[1]) == "memory"
     if os.geteuid() == 0:
-        assert "uid nobody" in layers and "network namespace" in layers
+        assert ROOT_LAYERS | {"network namespace"} <= set(layers)
     if "network namespace" in layers:
         with socket.socket() as server:
             server.bind(("127.0.0.1", 0))
@@ -176,7 +177,7 @@ def test_kernel_limits_hold_without_the_audit_hook(victim):
             body = f"socket.socket().connect(('127.0.0.1', {server.getsockname()[1]}))"
             results = run_hostile(body, imports="import socket", audit_hooks=False)
             assert "OSError" in results[1]["error"] or "Refused" in results[1]["error"], results[1]
-    if "uid nobody" in layers:
+    if "own uid" in layers or "uid nobody" in layers:
         results = run_hostile("os.kill(os.getppid(), 9)", audit_hooks=False)
         assert "PermissionError" in results[1]["error"]
         results = run_hostile(f"os.remove({str(victim / 'keep.txt')!r})", audit_hooks=False)
@@ -202,5 +203,71 @@ def test_garbage_on_the_result_channel_costs_only_its_own_input():
         "for fd in range(3, 10):\n    try:\n        os.write(fd, b'{not json\\n')\n    except OSError:\n        pass"
     )
     assert results[1]["error"] == "crashed: the child sent a malformed message"
+    results = run_hostile(  # json.loads in the caller would overflow its stack on this
+        "for fd in range(3, 10):\n    try:\n        os.write(fd, b'[' * 20000 + b']' * 20000 + b'\\n')\n"
+        "    except OSError:\n        pass"
+    )
+    assert results[1]["error"] == "crashed: the child sent a malformed message"
     results = run_hostile("for fd in range(3, 10):\n    try:\n        os.close(fd)\n    except OSError:\n        pass")
     assert error_kind(results[1]) == "crashed"
+
+
+def test_a_fooled_audit_hook_still_cannot_write_outside(tmp_path):
+    """Patching `posixpath` makes the hook see every path as inside; the read-only mounts still refuse the write.
+
+    /tmp is writable by every uid, so without the mount namespace this would leave a file there.
+    """
+    assert ROOT_LAYERS <= set(isolation_layers()), "these layers need root, as in the CI"
+    escape = f"/tmp/builders-sandbox-escape-{os.getpid()}.txt"
+    fool = "import posixpath\nwd = os.getcwd()\nposixpath.abspath = lambda p: wd + '/inside'\n"
+    for body in (f"open({escape!r}, 'w').write('x')", f"os.mkfifo({escape!r})"):
+        results = run_hostile(fool + body)
+        assert "Read-only file system" in results[1]["error"], results[1]
+        results = run_hostile(body, audit_hooks=False)
+        assert "Read-only file system" in results[1]["error"], results[1]
+    assert not os.path.exists(escape)
+
+
+def test_the_working_directory_is_capped_in_total():
+    """Many files each under the file-size limit: the tmpfs (disk_mb) fills up, the disk does not."""
+    assert ROOT_LAYERS <= set(isolation_layers()), "these layers need root, as in the CI"
+    body = "i = 0\nwhile True:\n    open(f'f{i}', 'wb').write(b'x' * 2**20)\n    i += 1"
+    results = run_hostile(body, disk_mb=8, timeout_s=10)
+    assert "No space left on device" in results[1]["error"], results[1]
+
+
+def test_each_child_runs_under_a_uid_of_its_own():
+    """Concurrent children cannot signal or write to each other: none shares a uid with another, or is root."""
+    assert ROOT_LAYERS <= set(isolation_layers()), "these layers need root, as in the CI"
+    jobs = [("import os\n\ndef f(x):\n    return os.getuid(), os.getgid(), os.getgroups()\n", "f", [{"x": 0}])] * 4
+    outputs = [results[0]["output"] for results in run_many(jobs, workers=4)]
+    uids = [int(output.strip("()").split(",")[0]) for output in outputs]
+    assert len(set(uids)) == 4 and 0 not in uids and all(output.endswith("[])") for output in outputs)
+
+
+def test_standard_modules_that_act_on_import_are_not_run_before_isolation():
+    """The child imports the stdlib modules a source names before it drops root; `__main__` ones are never run."""
+    source = "from unittest import __main__\n\ndef f(x):\n    return x\n"  # would run unittest's discovery, then exit
+    [result] = run_function(source, "f", [{"x": 1}])
+    # imported only now, as the child's own uid under the audit hook: it fails to load instead of exiting the child
+    assert error_kind(result) == "load_failed", result
+
+
+def test_the_audit_hook_never_runs_the_untrusted_code():
+    """A path object's `__fspath__` would run inside the hook, see its frames and could clear its tables."""
+    body = """
+class Sneaky:
+    def __fspath__(self):
+        frame = __import__("sys")._getframe(1)
+        while frame is not None:
+            for table in [v for v in frame.f_locals.values() if type(v) is dict]:
+                table.clear()
+            frame = frame.f_back
+        return "inside"
+try:
+    shutil.rmtree(Sneaky())
+except Exception:
+    pass
+return os.listdir("/etc")"""
+    results = run_hostile(body, imports="import os, shutil")
+    assert results[1]["error"] == "blocked: shutil.rmtree a f.<locals>.Sneaky object is not allowed in the sandbox"

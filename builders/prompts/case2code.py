@@ -101,7 +101,7 @@ def _read_list(text: str) -> list | None:
         literal = candidate[start : end + 1]
         try:
             value = json.loads(literal)
-        except ValueError:
+        except (ValueError, RecursionError):  # a hostile answer nests brackets thousands deep
             value = _literal_items(literal)
         if isinstance(value, list):
             return value
