@@ -189,7 +189,9 @@ def _handler(hub: FakeHub):
             lines = [json.loads(line) for line in self._body().splitlines() if line.strip()]
             if hub.fail_commits > 0:
                 hub.fail_commits -= 1
-                return self._error(500, "InternalError", "the fake Hub was asked to fail this commit")
+                # Like a proxy that echoes the request in its error page: the client must not print the token.
+                auth = self.headers.get("Authorization", "")
+                return self._error(500, "InternalError", f"asked to fail this commit (Authorization: {auth})")
             header = lines[0]
             if header.get("key") != "header":
                 return self._error(400, "BadRequest", "the first line of a commit must be its header")

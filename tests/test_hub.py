@@ -14,11 +14,12 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from datasets import load_dataset
+from datasets import Dataset, load_dataset
 from fake_hub import FakeHub
 from huggingface_hub import DatasetCard, constants
 
@@ -99,6 +100,75 @@ def test_recipe_pushes_data_card_config_stats_and_images_in_one_commit(published
     assert yaml.safe_load(arrived["config.yaml"])["hub_repo_id"] == "builders-test/smoke"
 
 
+def test_the_card_that_arrived_says_how_the_data_was_made(published):
+    """Every part of the card the issue asks for, read from the Hub and checked against the data and stats."""
+    arrived = published.hub.files("builders-test/smoke")
+    card = DatasetCard(arrived["README.md"].decode())
+    stats, config = json.loads(arrived["stats.json"]), yaml.safe_load(arrived["config.yaml"])
+    rows = pq.read_table(pa.BufferReader(arrived["data/train-00000-of-00001.parquet"])).to_pylist()
+    meta = card.data
+    assert (meta.license, meta.language, meta.task_categories) == ("apache-2.0", ["en"], ["text-generation"])
+    assert meta.size_categories == ["n<1K"] and meta.pretty_name == "Cosmopedia-style synthetic textbooks"
+    assert meta.tags[:2] == ["synthetic", "cosmopedia"]
+    assert meta.get("configs") is None  # the default config in the standard layout, data/train-* (the train split)
+
+    text = card.text
+    assert (
+        "([Cosmopedia: how to create large-scale synthetic data for pre-training](https://huggingface.co/blog/cosmopedia))"
+        in text
+    )
+    assert "| model | `tiny-random` |" in text and "| backend | vllm (chat template) |" in text
+    sampling = ", ".join(f"{k}={config[k]}" for k in ["max_new_tokens", "temperature", "top_p", "top_k"])
+    assert f"| sampling | {sampling}, repetition_penalty={config['repetition_penalty']} |" in text
+    assert "| seed data | `configs/cosmopedia/seeds.jsonl` (column `text`) |" in text
+    assert "| prompt templates | `builders/prompts/cosmopedia/*.jinja`" in text and "| seed | 42 |" in text
+    for stage in stats["stages"]:  # the funnel, drops by reason included
+        reasons = ", ".join(f"{k}: {v}" for k, v in stage["dropped"].items()) or "-"
+        assert f"| {stage['name']} | {stage['rows_in']} | {stage['rows_out']} | {reasons} |" in text
+    details = {s["name"]: s["details"] for s in stats["stages"] if s.get("details")}
+    assert "dedup" in details  # the near-dedup settings and what it found
+    for name, values in details.items():
+        assert f"- **{name}**: " + ", ".join(f"{k} = {v}" for k, v in values.items()) in text
+
+    assert f"- tokens: {stats['tokens']['prompt']} prompt, {stats['tokens']['completion']} completion" in text
+    lengths = np.array([r["text_token_length"] for r in rows])
+    mean, median, p95 = round(float(lengths.mean()), 1), float(np.median(lengths)), float(np.percentile(lengths, 95))
+    assert f"length in tokens: mean {mean}, median {median}, p95 {p95}, max {lengths.max()}" in text
+    assert stats["text_length"] == {"column": "text", "unit": "tokens", "mean": mean, "median": median, "p95": p95,
+                                    "max": int(lengths.max())}  # fmt: skip
+    assert set(stats["diversity"]) >= {"distinct-1", "distinct-2", "distinct-3"} and "### Diversity" in text
+    for name, value in stats["diversity"].items():
+        assert f"- {name}: {value}" in text
+
+    example = json.loads(text.split("## Example\n\n```json\n", 1)[1].split("```", 1)[0])
+    assert example.keys() == rows[0].keys()
+    for key, value in rows[0].items():  # long texts are cut at 600 characters
+        assert example[key] == value or (len(value) > 600 and example[key] == value[:600] + " ..."), key
+    assert 'ds = load_dataset("builders-test/smoke", split="train")' in text
+    reproduce = text.split("## Reproduce", 1)[1]
+    assert "python recipes/cosmopedia.py --config config.yaml" in reproduce
+    assert yaml.safe_load(reproduce.split("```yaml\n", 1)[1].split("```", 1)[0]) == config
+
+
+def test_the_card_names_the_model_revision(tmp_path):
+    from builders.card import build_card
+    from builders.stats import Funnel
+
+    cosmopedia = load_recipe("cosmopedia")
+    config = cosmopedia.CosmopediaConfig(model="org/model", model_revision="0123abc", output_dir=str(tmp_path))
+    ds = Dataset.from_dict({"text": ["a b c"], "completion_tokens": [3]})
+    card = build_card(ds, cosmopedia.INFO, config, Funnel("cosmopedia", "org/model"), seed_data="x")
+    assert "| model | `org/model` (revision `0123abc`) |" in card.text
+
+
+def test_hub_private_creates_a_private_repo(published):
+    with online(published.hub):
+        for repo, flag in [("org/private", ["--hub_private", "true"]), ("org/public", [])]:
+            load_recipe("push").main(["--output_dir", str(published.out), "--hub_repo_id", repo, *flag])
+    assert published.hub.repos["org/private"]["private"] is True
+    assert published.hub.repos["org/public"]["private"] is False
+
+
 def test_the_token_is_used_but_never_written_or_logged(published):
     assert any(auth == f"Bearer {TOKEN}" for _, _, auth in published.hub.requests)  # the push did authenticate
     assert "pushed to http://127.0.0.1" in published.output
@@ -119,7 +189,9 @@ def test_a_failed_push_keeps_the_output_and_push_py_publishes_it_later(published
         with pytest.raises(SystemExit) as exit_:
             load_recipe("push").main(["--output_dir", str(out), "--hub_repo_id", "org/later"])
         assert exit_.value.code == 2
-        message = capsys.readouterr().err.strip().splitlines()[-1]
+        err = capsys.readouterr().err
+        assert TOKEN not in err  # the server echoed it in its error; we print the error without it
+        message = err.strip().splitlines()[-1]
         assert "push to 'org/later' failed (HfHubHTTPError" in message and "500" in message
         assert f"the local output in '{out}' is complete" in message
         retry = f"python recipes/push.py --output_dir {out} --hub_repo_id org/later"

@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
+from datasets import load_dataset
 
 from builders.engines import Sampling
 from builders.engines.openai_engine import OpenAIEngine, sample_seed
@@ -185,6 +186,29 @@ def test_a_request_that_keeps_failing_becomes_an_error_row_and_4xx_is_not_retrie
     assert server.attempts['"down"1'] == 3 and server.attempts['"bad"3'] == 1
 
 
+def test_backoff_doubles_up_to_the_cap_with_seeded_jitter_and_honours_retry_after():
+    import random
+
+    import openai
+    from httpx import Request, Response
+
+    with ScriptedServer() as server:
+        engine = engine_for(server, backoff_base=1.0, backoff_cap=30.0)
+    connection = openai.APIConnectionError(request=Request("POST", server.url))
+    for attempt, step in enumerate([1, 2, 4, 8, 16, 30, 30]):
+        delays = [engine._delay(attempt, connection, random.Random(seed)) for seed in range(200)]
+        assert all(step / 2 <= d <= step for d in delays)  # half the step for sure, half at random
+        assert max(delays) - min(delays) > step / 4  # jitter spreads concurrent retries
+    assert engine._delay(3, connection, random.Random(5)) == engine._delay(3, connection, random.Random(5))
+
+    def rate_limited(retry_after: str):
+        response = Response(429, headers={"Retry-After": retry_after}, request=Request("POST", server.url))
+        return openai.RateLimitError("slow down", response=response, body=None)
+
+    assert engine._delay(0, rate_limited("12"), random.Random(1)) == 12.0  # the server's wait, not 0.5-1 s
+    assert engine._delay(0, rate_limited("999"), random.Random(1)) == 30.0  # capped
+
+
 def test_start_up_refuses_an_unreachable_server_a_refused_key_and_an_unserved_model(monkeypatch):
     import socket
 
@@ -223,4 +247,47 @@ def test_the_recipe_refuses_an_unreachable_server_and_a_missing_base_url(tmp_pat
         assert exit_.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith(expected) and not any("Traceback" in line for line in err)
+    with ScriptedServer(models=("other-model",)) as server:
+        with pytest.raises(SystemExit) as exit_:
+            run_recipe("cosmopedia", *smoke, "--backend", "openai", "--base_url", server.url)
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == (
+            f"error: the server at {server.url} serves other-model, not 'tiny-random'; set model to the served name "
+            "(vLLM: --served-model-name)"
+        )
+        assert not server.bodies  # nothing was generated
     assert not (tmp_path / "o").exists()
+
+
+def test_rows_whose_requests_keep_failing_are_request_failed_drops_kept_as_rejected(tmp_path):
+    """The recipe through the engine: two rows fail every retry, the run goes on, and the drops are kept."""
+    from conftest import REPO, run_recipe
+
+    failing = set()
+
+    def script(body, attempt):
+        seed = body["seed"]
+        if len(failing) < 2 and seed not in failing and attempt == 1:
+            failing.add(seed)
+        return (503, {}) if seed in failing else None
+
+    out = tmp_path / "o"
+    with ScriptedServer(script) as server:
+        run_recipe(
+            "cosmopedia",
+            *("--config", REPO / "configs" / "cosmopedia" / "smoke.yaml", "--output_dir", out),
+            *("--backend", "openai", "--base_url", server.url, "--max_retries", 2, "--keep_rejected", "true"),
+            *("--min_text_tokens", 1, "--quality_language", "null", "--quality_max_non_letters", "null"),
+        )
+    assert len(failing) == 2 and all(server.attempts[k] in (1, 3) for k in server.attempts)
+    stats = json.loads((out / "stats.json").read_text())
+    generate, filter_ = stats["stages"][2], stats["stages"][3]
+    assert (generate["name"], generate["rows_out"], filter_["name"]) == ("generate", 8, "filter")
+    assert filter_["dropped"].get("request_failed") == 2
+    assert stats["generation"]["requests_retried"] == 2 * 2
+    rejected = load_dataset("parquet", data_files=str(out / "rejected" / "*.parquet"), split="train")
+    failed = [json.loads(r["row"]) for r in rejected if r["reason"] == "request_failed"]
+    assert len(failed) == 2 and all(r["finish_reason"] == "error" and r["text"] == "" for r in failed)
+    kept = load_dataset(str(out), split="train")
+    assert len(kept) == 6 and all(t.startswith("out:") for t in kept["text"])  # every other row, no failed one
