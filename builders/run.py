@@ -12,6 +12,7 @@ Each stage records rows in, rows out and drops by reason in the funnel (`stats.j
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -55,9 +56,14 @@ class Run:
         self.report = GenerationReport()
         self.rejected: list[Dataset] = []
         self._claimed = False
+        if config.backend != "openai":  # this process's GPUs (or CPU cores) in a launch of several, before CUDA starts
+            distributed.place_engine(config.tensor_parallel_size * config.pipeline_parallel_size)
+        if not distributed.is_main_process():
+            datasets.disable_progress_bars()  # the main process shows its own; N interleaved bars show nothing
         self.resuming = guard_output_dir(
             self.output_dir, info.name, config.data_fingerprint(), config.fingerprint_hash(), config.overwrite
         )
+        distributed.wait_for_everyone("output_dir checked")  # by every process, before the main one claims it
         if config.push_to_hub and distributed.is_main_process():
             from builders.hub import require_token
 
@@ -221,16 +227,17 @@ class Run:
         `card_sections` are extra (heading, Markdown) sections for the card, e.g. a recipe's cluster table;
         `images` are PNG files (name -> bytes) written to `images/`, which sections can link to.
         """
+        reports = distributed.gather("generation reports", dataclasses.asdict(self.report))
         if not distributed.is_main_process():
             return None
-        self._claim()
+        self._claim(everyone=False)
         private = [c for c in ds.column_names if c.startswith("_")]
         ds = ds.remove_columns(private)
         if columns:
             ds = ds.select_columns([c for c in columns if c in ds.column_names])
         if len(ds) == 0:
             logger.warning("every row was dropped; the output holds an empty dataset (see the funnel)")
-        self.funnel.extra["generation"] = self._throughput()
+        self.funnel.extra["generation"] = self._throughput(reports)
 
         staging = staging_dir(self.output_dir)
         write_parquet_shards(ds, staging / "data")
@@ -261,22 +268,34 @@ class Run:
             print(f"pushed to {url}")
         return self.output_dir
 
-    def _claim(self) -> None:
-        if not self._claimed and distributed.is_main_process():
+    def _claim(self, everyone: bool = True) -> None:
+        """Record in output_dir that this run owns it; `everyone`: all processes call this, none writes before."""
+        if self._claimed:
+            return
+        if distributed.is_main_process():
             claim_output_dir(
                 self.output_dir, self.info.name, self.config.data_fingerprint(), self.config.fingerprint_hash()
             )
+        if everyone:
+            distributed.wait_for_everyone("output_dir claimed")
         self._claimed = True
 
-    def _throughput(self) -> dict:
-        r = self.report
-        return {
-            "batches_generated": r.chunks_generated,
-            "batches_resumed": r.chunks_resumed,
-            "completion_tokens_generated": r.completion_tokens,
-            "engine_seconds": round(r.engine_seconds, 2),
-            "tokens_per_s": round(r.completion_tokens / r.engine_seconds, 1) if r.engine_seconds else None,
+    @staticmethod
+    def _throughput(reports: list[dict]) -> dict:
+        """What the engines did, summed over the processes; tokens/s adds up the processes' own rates."""
+        total = {name: sum(r[name] for r in reports) for name in reports[0]}
+        rates = [r["completion_tokens"] / r["engine_seconds"] for r in reports if r["engine_seconds"]]
+        out = {
+            "batches_generated": total["chunks_generated"],
+            "batches_resumed": total["chunks_resumed"],
+            "completion_tokens_generated": total["completion_tokens"],
+            "engine_seconds": round(total["engine_seconds"], 2),
+            "tokens_per_s": round(sum(rates), 1) if rates else None,
         }
+        if len(reports) > 1:
+            out["processes"] = len(reports)
+            out["batches_generated_per_process"] = [r["chunks_generated"] for r in reports]
+        return out
 
     def _summary(self, ds: Dataset) -> None:
         t = self.funnel.extra["generation"]
