@@ -35,6 +35,7 @@ class RecipeInfo:
     text_column: str = "text"
     templates: str = "none"
     columns: dict[str, str] = field(default_factory=dict)
+    generated: bool = True  # False: the recipe transforms an existing dataset (no model wrote the rows)
 
 
 def size_category(n: int) -> str:
@@ -89,7 +90,7 @@ def build_card(
         task_categories=info.task_categories,
         size_categories=[size_category(len(ds))],
         pretty_name=config.pretty_name or info.title,
-        tags=list(dict.fromkeys(["synthetic", info.name, *info.tags])),
+        tags=list(dict.fromkeys((["synthetic"] if info.generated else []) + [info.name, *info.tags])),
         **({"configs": configs} if configs else {}),
     )
     lengths = ds["completion_tokens"] if "completion_tokens" in ds.column_names else []
@@ -105,6 +106,7 @@ def build_card(
         title=config.pretty_name or info.title,
         summary=info.summary,
         recipe=info.name,
+        generated=info.generated,
         method=info.method,
         paper_title=info.paper_title,
         paper_url=info.paper_url,

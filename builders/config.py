@@ -84,6 +84,26 @@ class RecipeConfig:
     dedup_num_perm: int = knob(128, "MinHash permutations")
     decontaminate: list = knob([], "benchmarks to remove overlaps with: [{path, columns, split?, name?}]")
     decontamination_ngram: int = knob(12, "n-gram size for decontamination candidates")
+    decontamination_threshold: float = knob(
+        0.5, "a candidate row is contaminated when difflib's ratio to the benchmark sample is at least this"
+    )
+    # --- quality filters (builders/quality.py); null turns a check off
+    quality_filters: bool = knob(True, "heuristic quality checks in the recipes that have them (keys quality_*)")
+    quality_min_tokens: int | None = knob(None, "drop texts with fewer tokens than this")
+    quality_max_tokens: int | None = knob(None, "drop texts with more tokens than this")
+    quality_max_repeated_lines: float | None = knob(0.3, "drop texts whose repeated lines exceed this share (Gopher)")
+    quality_max_repeated_ngrams: float | None = knob(
+        0.15, "drop texts with more than this share of characters in repeated word 5-grams (Gopher)"
+    )
+    quality_max_phrase_repeats: int | None = knob(
+        4, "drop texts where a phrase comes more than this many times in a row"
+    )
+    quality_max_html_tags: int | None = knob(2, "drop texts with more HTML tags than this")
+    quality_max_non_letters: float | None = knob(0.5, "drop texts whose non-space characters are mostly not letters")
+    quality_max_replacement_chars: int | None = knob(0, "drop texts with more U+FFFD characters than this")
+    quality_max_prompt_echo: float | None = knob(0.5, "drop texts that repeat this share of the prompt's word 8-grams")
+    quality_drop_refusals: bool = knob(True, "drop 'As an AI language model' style refusals")
+    quality_language: str | None = knob(None, "expected language of the text (ISO 639-1: en, zh, ...); null: any")
     keep_rejected: bool = knob(False, "also write dropped rows (with their reason) to the `rejected` split")
     # --- output
     output_dir: str = knob(

@@ -60,6 +60,7 @@ class Run:
             distributed.place_engine(config.tensor_parallel_size * config.pipeline_parallel_size)
         if not distributed.is_main_process():
             datasets.disable_progress_bars()  # the main process shows its own; N interleaved bars show nothing
+        self._benchmarks = None  # loaded on the first `decontaminate`
         self.resuming = guard_output_dir(
             self.output_dir, info.name, config.data_fingerprint(), config.fingerprint_hash(), config.overwrite
         )
@@ -179,29 +180,61 @@ class Run:
         ngram: int | None = None,
         num_perm: int | None = None,
         force: bool = False,
+        tokenizer: str = "auto",
+        exact: bool = True,
     ) -> Dataset:
         """Exact dedup (normalised text), then MinHash near-dedup; the first row of each cluster survives.
 
         The MinHash settings come from the config unless given (e.g. Persona Hub dedups short personas with
         1-grams at 0.9). `force` runs it even when the config's `dedup` is off (a method's own dedup step).
+        `tokenizer`: word or char n-grams, or auto (per row); `exact=False` skips the exact pass.
         """
         c = self.config
         if not (c.dedup or force) or len(ds) == 0:
             return ds
-        exact, exact_stats = exact_dedup(ds, column)
+        rows_in, exact_removed = len(ds), 0
+        ngram = ngram or c.dedup_ngram
+        if exact:  # rows too short for MinHash are skipped here too
+            ds, exact_stats, removed = exact_dedup(ds, column, min_length=ngram, return_removed=True)
+            exact_removed = exact_stats["removed"]
+            self._keep_rejected(removed.add_column(REASON, ["exact_duplicate"] * len(removed)), stage)
         near, near_stats, removed = minhash_dedup(
-            exact,
+            ds,
             column=column,
             threshold=threshold or c.dedup_threshold,
-            ngram=ngram or c.dedup_ngram,
+            ngram=ngram,
             num_perm=num_perm or c.dedup_num_perm,
             seed=c.seed,
+            tokenizer=tokenizer,
             return_removed=True,
         )
-        dropped = {"exact_duplicate": exact_stats["removed"], "near_duplicate": near_stats["removed"]}
-        self.funnel.record(stage, len(ds), len(near), {k: v for k, v in dropped.items() if v}, **near_stats)
+        dropped = {"exact_duplicate": exact_removed, "near_duplicate": near_stats["removed"]}
+        details = {k: v for k, v in near_stats.items() if k != "removed"}  # the drop reasons hold the counts
+        self.funnel.record(stage, rows_in, len(near), {k: v for k, v in dropped.items() if v}, **details)
         self._keep_rejected(removed.add_column(REASON, ["near_duplicate"] * len(removed)), stage)
         return near
+
+    def decontaminate(self, ds: Dataset, column: str, stage: str = "decontaminate") -> Dataset:
+        """Remove rows that overlap the config's `decontaminate` benchmarks; the funnel counts them per benchmark.
+
+        A no-op (and no funnel stage) when the config names no benchmark.
+        """
+        c = self.config
+        if not c.decontaminate:
+            return ds
+        from builders.decontaminate import decontaminate, load_benchmarks
+
+        if self._benchmarks is None:
+            self._benchmarks = load_benchmarks(c.decontaminate)
+        kept, removed, per_benchmark = decontaminate(
+            ds, column, self._benchmarks, ngram=c.decontamination_ngram, threshold=c.decontamination_threshold
+        )
+        details = {"ngram": c.decontamination_ngram, "min_similarity": c.decontamination_threshold}
+        details.update({f"removed_by_{label}": n for label, n in per_benchmark.items()})
+        dropped = {"contaminated": len(removed)} if len(removed) else {}
+        self.funnel.record(stage, len(ds), len(kept), dropped, **details)
+        self._keep_rejected(removed.add_column(REASON, ["contaminated"] * len(removed)), stage)
+        return kept
 
     def _keep_rejected(self, rejected: Dataset, stage: str) -> None:
         if not self.config.keep_rejected or len(rejected) == 0:

@@ -21,6 +21,7 @@ from builders.data import ROW_ID
 from builders.errors import exit_on_user_error
 from builders.filters import generation_checks
 from builders.prompts.cosmopedia import AUDIENCES, FORMATS, build_prompt, choose_styles, style_pairs, truncate_extracts
+from builders.quality import quality_checks
 from builders.run import Run
 
 
@@ -43,6 +44,7 @@ class CosmopediaConfig(RecipeConfig):
     top_p: float = knob(0.95, "nucleus sampling")
     top_k: int = knob(50, "top-k sampling")
     repetition_penalty: float = knob(1.2, "repetition penalty")
+    quality_language: str | None = knob("en", "expected language of the text (the quality filter); null: any")
 
 
 INFO = RecipeInfo(
@@ -121,7 +123,9 @@ def main(argv=None):
     texts = run.generate(prompts, prompt_column="prompt", output_column="text")
     texts = texts.map(add_metadata, batched=True, fn_kwargs={"model": config.model}, desc="Counting tokens")
     checks = generation_checks("text", min_tokens=config.min_text_tokens, drop_truncated=config.drop_truncated)
+    checks += quality_checks(config, "text", prompt_column="prompt", token_column="text_token_length")
     texts = run.filter(texts, checks, stage="filter")
+    texts = run.decontaminate(texts, column="text")
     texts = run.dedup(texts, column="text")
     run.finish(texts, seed_data=seed_data, columns=COLUMNS)
 

@@ -1,0 +1,410 @@
+"""MinHash near-dedup: builders vs the text-dedup CLI vs datasketch, on one corpus with known ground truth.
+
+    python benchmarks/dedup.py                                   # 20k documents of ~200 words, all three tools
+    python benchmarks/dedup.py --size 100000 --words 100         # scaling runs
+    python benchmarks/dedup.py --size 1000000 --words 100 --tools builders
+
+The corpus: base documents made of random lines of real text (Shakespeare, Alpaca instructions and answers,
+cut to at most 15 words),
+then, for a quarter of them, one to three copies: exact, re-cased/re-punctuated, or near copies with a
+controlled share of word edits (substitutions, deletions, insertions, swaps). The true Jaccard similarity of
+every pair in a group (word 5-grams of the NFKC, lower-cased text split on non-word characters) is computed
+exactly; documents of different groups share no lines by construction (up to chance).
+
+Every tool runs in its own subprocess on the same corpus and parameters (threshold 0.7, 5-grams, 128
+permutations, seed 42), and reports wall time, CPU time (all its threads and processes) and peak memory: the
+peak RSS of the process during the timed call, with the corpus already in memory (Linux's VmHWM, reset just
+before), or, for the text-dedup CLI, the largest RSS of its processes over their whole life:
+- builders: `builders.dedup.minhash_dedup` on an in-memory Dataset, threads on `--cores` cores;
+- text-dedup: `python -m text_dedup.minhash` (its CLI) on a saved copy of the corpus, `--num_proc --cores`,
+  `--hash_func xxh3` (its faster hash); time is the CLI's own "Total" timer (interpreter start-up excluded);
+- datasketch: `MinHash.bulk` + `MinHashLSH` (one process: it has no parallel mode), keeping the first of
+  each duplicate group as it streams.
+
+Metrics: precision = share of removed documents that have a true duplicate (Jaccard >= threshold) in the
+corpus; recall = share of planted pairs with Jaccard >= threshold + 0.1 of which at most one document survives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+NON_ALPHA = re.compile(r"\W+")
+TOOLS = ("builders", "text-dedup", "datasketch")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the corpus
+
+
+def text_pool(max_words: int = 15) -> list[str]:
+    """Lines of real text: Shakespeare's lines and the sentences of 5,000 Alpaca records, cut to 15 words.
+
+    Each line appears once and is short, so two base documents (about ten lines each) share at most a line
+    or two by chance, far below any duplicate threshold.
+    """
+    lines = [line.strip() for line in (DATA / "tinyshakespeare.txt").read_text().splitlines()]
+    for record in json.loads((DATA / "alpaca_5000.json").read_text()):
+        for field in ("instruction", "input", "output"):
+            lines += [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", record[field])]
+    pool = []
+    for line in lines:
+        words = line.split()
+        pool += [" ".join(words[i : i + max_words]) for i in range(0, len(words), max_words)]
+    return list(dict.fromkeys(p for p in pool if len(p.split()) >= 3))
+
+
+def words(text: str) -> list[str]:
+    return [w for w in NON_ALPHA.split(unicodedata.normalize("NFKC", text).lower()) if w]
+
+
+def grams(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    w = words(text)
+    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
+
+
+def near_copy(text: str, rate: float, rng: random.Random, vocab: list[str]) -> str:
+    """Edit about `rate` of the words: substitute, delete, insert or swap; also re-case a few."""
+    out = text.split()
+    for _ in range(max(1, round(rate * len(out)))):
+        i = rng.randrange(len(out))
+        op = rng.random()
+        if op < 0.4:
+            out[i] = rng.choice(vocab)
+        elif op < 0.6 and len(out) > 10:
+            del out[i]
+        elif op < 0.8:
+            out.insert(i, rng.choice(vocab))
+        elif i + 1 < len(out):
+            out[i], out[i + 1] = out[i + 1], out[i]
+    for _ in range(3):
+        i = rng.randrange(len(out))
+        out[i] = out[i].upper()
+    return " ".join(out)
+
+
+@dataclass
+class Corpus:
+    texts: list[str]  # in corpus order; a document's id is its position
+    kinds: list[str]  # base, exact, recased, near
+    groups: np.ndarray  # the base document each one comes from
+    pairs: np.ndarray  # (id, id) of every two documents of a group
+    jaccard: np.ndarray  # their true Jaccard similarity
+
+
+def build_corpus(size: int, n_words: int, seed: int = 0) -> Corpus:
+    """Base documents and their planted copies, shuffled; the true Jaccard of every pair within a group."""
+    rng = random.Random(seed)
+    pool = text_pool()
+    vocab = sorted({w for line in pool[:20000] for w in line.split()})
+    members: list[tuple[int, str, str]] = []  # (group, kind, text)
+    group = 0
+    while len(members) < size:
+        lines, count = [], 0
+        while count < n_words:
+            line = pool[rng.randrange(len(pool))].split()[: n_words - count]
+            lines.append(" ".join(line))
+            count += len(line)
+        base = "\n".join(lines)
+        members.append((group, "base", base))
+        if rng.random() < 0.25:
+            for _ in range(rng.randint(1, 3)):
+                kind = rng.random()
+                if kind < 0.15:
+                    members.append((group, "exact", base))
+                elif kind < 0.25:
+                    members.append((group, "recased", base.upper().replace(",", " ;").replace(".", "!")))
+                else:
+                    members.append((group, "near", near_copy(base, rng.uniform(0.0, 0.12), rng, vocab)))
+        group += 1
+    members = members[:size]
+    order = list(range(len(members)))
+    rng.shuffle(order)
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))
+
+    pairs, similarity = [], []
+    start = 0
+    while start < len(members):  # members of a group are consecutive before the shuffle
+        stop = start + 1
+        while stop < len(members) and members[stop][0] == members[start][0]:
+            stop += 1
+        sets = [grams(members[i][2]) for i in range(start, stop)] if stop - start > 1 else []
+        for x in range(stop - start):
+            for y in range(x + 1, stop - start):
+                union = len(sets[x] | sets[y])
+                pairs.append((position[start + x], position[start + y]))
+                similarity.append(len(sets[x] & sets[y]) / union if union else 0.0)
+        start = stop
+    return Corpus(
+        texts=[members[i][2] for i in order],
+        kinds=[members[i][1] for i in order],
+        groups=np.array([members[i][0] for i in order]),
+        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
+        jaccard=np.array(similarity),
+    )
+
+
+def ideal_removals(corpus: Corpus, threshold: float) -> int:
+    """Documents a perfect dedup removes: all but one of each group connected by Jaccard >= threshold."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = len(corpus.texts)
+    edges = corpus.pairs[corpus.jaccard >= threshold]
+    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+    return n - connected_components(graph, directed=False)[0]
+
+
+def evaluate(kept_ids, corpus: Corpus, threshold: float) -> dict:
+    kept = np.zeros(len(corpus.texts), dtype=bool)
+    kept[np.asarray(kept_ids, dtype=np.int64)] = True
+    has_twin = np.zeros(len(corpus.texts), dtype=bool)
+    has_twin[corpus.pairs[corpus.jaccard >= threshold].ravel()] = True
+    strong = corpus.pairs[corpus.jaccard >= threshold + 0.1]
+    found = ~(kept[strong[:, 0]] & kept[strong[:, 1]])
+    removed = ~kept
+    return {
+        "removed": int(removed.sum()),
+        "precision": float(has_twin[removed].mean()) if removed.any() else 1.0,
+        "recall": float(found.mean()) if len(strong) else 1.0,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the tools, each in its own process (peak memory per tool)
+
+
+def run_builders(corpus: Path, args) -> dict:
+    from datasets import Dataset
+
+    from builders.dedup import minhash_dedup
+
+    ds = Dataset.from_file(str(corpus))  # memory-mapped, as `load_dataset` gives it
+    before, cpu = _rss_mb(), _cpu_seconds()
+    _reset_peak_rss()
+    start = time.perf_counter()
+    kept, stats = minhash_dedup(
+        ds, "text", args.threshold, args.ngram, args.num_perm, seed=42, num_proc=args.cores, tokenizer="word"
+    )
+    seconds = time.perf_counter() - start
+    cpu, peak = _cpu_seconds() - cpu, _peak_rss_mb()
+    kept = kept["id"][:]
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "kept": kept,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak,
+        "stats": stats,
+    }
+
+
+def run_text_dedup(corpus: Path, args) -> dict:
+    from datasets import Dataset
+
+    work = Path(tempfile.mkdtemp(prefix="text-dedup-", dir=args.tmp))
+    Dataset.from_file(str(corpus)).save_to_disk(str(work / "input"))
+    cmd = [
+        sys.executable,
+        "-m",
+        "text_dedup.minhash",
+        "--path",
+        str(work / "input"),
+        "--local",
+        "--output",
+        str(work / "output"),
+        "--cache_dir",
+        str(work / "cache"),
+        "--column",
+        "text",
+        "--threshold",
+        str(args.threshold),
+        "--ngram",
+        str(args.ngram),
+        "--num_perm",
+        str(args.num_perm),
+        "--seed",
+        "42",
+        "--hash_func",
+        "xxh3",
+        "--num_proc",
+        str(args.cores),
+    ]
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    if proc.returncode:
+        raise SystemExit(f"text-dedup failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    log = proc.stdout + proc.stderr
+    total = re.search(r"Total\s*:\s*([\d.]+)", log)
+    from datasets import load_from_disk
+
+    kept = load_from_disk(str(work / "output"))["id"][:]
+    seconds = float(total.group(1)) if total else wall
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the CLI's largest process, all its life
+    return {"seconds": seconds, "wall_seconds": wall, "cpu_s": cpu, "kept": kept, "peak_rss_mb": peak}
+
+
+def run_datasketch(corpus: Path, args) -> dict:
+    from datasets import Dataset
+    from datasketch import MinHash, MinHashLSH
+
+    table = Dataset.from_file(str(corpus)).data
+    texts, ids = table.column("text").to_pylist(), table.column("id").to_pylist()
+    before, cpu = _rss_mb(), _cpu_seconds()
+    _reset_peak_rss()
+    start = time.perf_counter()
+    n = args.ngram
+
+    def shingles(text):
+        w = [t for t in NON_ALPHA.split(text.lower()) if t]
+        return {" ".join(w[i : i + n]).encode() for i in range(len(w) - n + 1)}
+
+    lsh = MinHashLSH(threshold=args.threshold, num_perm=args.num_perm)
+    kept = []
+    signatures = MinHash.generator((shingles(t) for t in texts), num_perm=args.num_perm, seed=42)
+    for doc_id, m in zip(ids, signatures):
+        if lsh.query(m):
+            continue
+        lsh.insert(doc_id, m)
+        kept.append(doc_id)
+    seconds = time.perf_counter() - start
+    peak = _peak_rss_mb()
+    return {
+        "seconds": seconds,
+        "cpu_s": _cpu_seconds() - cpu,
+        "kept": kept,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak,
+    }
+
+
+RUNNERS = {"builders": run_builders, "text-dedup": run_text_dedup, "datasketch": run_datasketch}
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _reset_peak_rss() -> None:
+    """Start the kernel's peak-RSS counter (VmHWM) afresh: the peak then covers the timed call only."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def worker(args) -> None:
+    result = RUNNERS[args.worker](Path(args.corpus), args)
+    Path(args.result).write_text(json.dumps(result))
+
+
+def run_tool(tool: str, corpus: Path, args, tmp: str) -> dict:
+    result = Path(tmp) / f"{tool}.json"
+    cmd = [sys.executable, __file__, "--worker", tool, "--corpus", str(corpus), "--result", str(result), "--tmp", tmp]
+    for key in ("threshold", "ngram", "num_perm", "cores"):
+        cmd += [f"--{key}", str(getattr(args, key))]
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    subprocess.run(cmd, check=True, env=env)
+    return json.loads(result.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=20_000, help="documents in the corpus")
+    parser.add_argument("--words", type=int, default=200, help="words per base document")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated: " + ", ".join(TOOLS))
+    parser.add_argument("--cores", type=int, default=2, help="processes (text-dedup) or threads (builders)")
+    parser.add_argument("--threshold", type=float, default=0.7)
+    parser.add_argument("--ngram", type=int, default=5)
+    parser.add_argument("--num_perm", type=int, default=128)
+    parser.add_argument("--worker", choices=TOOLS, help=argparse.SUPPRESS)
+    parser.add_argument("--corpus", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    parser.add_argument("--tmp", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    if unknown := set(tools) - set(TOOLS):
+        parser.error(f"unknown tools {sorted(unknown)}; choose from {', '.join(TOOLS)}")
+
+    import pyarrow as pa
+
+    start = time.perf_counter()
+    corpus = build_corpus(args.size, args.words)
+    j, thr = corpus.jaccard, args.threshold
+    mean_words = sum(len(t.split()) for t in corpus.texts) / len(corpus.texts)
+    print(
+        f"corpus: {len(corpus.texts)} documents, {mean_words:.0f} words on average, built in "
+        f"{time.perf_counter() - start:.0f}s; planted pairs: {(j >= thr + 0.1).sum()} with Jaccard >= {thr + 0.1:.1f}, "
+        f"{((j >= thr) & (j < thr + 0.1)).sum()} in [{thr}, {thr + 0.1:.1f}), {(j < thr).sum()} below {thr}"
+    )
+    print(
+        f"parameters: threshold {thr}, {args.ngram}-grams, {args.num_perm} permutations, "
+        f"{args.cores} cores; load average {os.getloadavg()[0]:.1f}"
+    )
+    with tempfile.TemporaryDirectory(prefix="dedup-bench-") as tmp:
+        path = Path(tmp) / "corpus.arrow"
+        table = pa.table({"id": np.arange(len(corpus.texts)), "kind": corpus.kinds, "text": corpus.texts})
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=10_000)  # an Arrow stream, like datasets' cache files
+        del table
+        corpus.texts = [None] * len(corpus.texts)  # the tools read the file; free the memory they need
+        results = {}
+        for tool in tools:
+            results[tool] = run_tool(tool, path, args, tmp)
+            results[tool].update(evaluate(results[tool].pop("kept"), corpus, thr))
+        n_docs = len(corpus.texts)
+
+    print()
+    print("| tool | seconds | docs/s | CPU seconds | removed | precision | recall (J >= thr + 0.1) | peak RSS (MB) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for tool, r in results.items():
+        r["docs_per_s"] = n_docs / r["seconds"]
+        print(
+            f"| {tool} | {r['seconds']:.1f} | {r['docs_per_s']:,.0f} | {r['cpu_s']:.1f} | {r['removed']} "
+            f"| {r['precision']:.4f} | {r['recall']:.4f} | {r['peak_rss_mb']:,.0f} |"
+        )
+    if "builders" in results:
+        ours = results["builders"]
+        print()
+        for tool, r in results.items():
+            if tool != "builders":
+                print(f"builders / {tool}: {ours['docs_per_s'] / r['docs_per_s']:.2f}x docs/s")
+        print(f"builders stats: {ours['stats']}; RSS before the call: {ours['rss_before_mb']:,.0f} MB")
+    expected = ideal_removals(corpus, thr)
+    print(f"a perfect dedup removes {expected} documents (all but one of each group joined by Jaccard >= threshold)")
+    if "text-dedup" in results:
+        wall = results["text-dedup"]["wall_seconds"]
+        print(f"text-dedup CLI wall time including interpreter start-up and imports: {wall:.1f}s")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (other work on the machine slows every tool)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Deduplicate any existing dataset: exact, then MinHash near-duplicates; optionally decontaminate and filter.
+
+No model and no generation: the rows of `dataset` go through the same stages the generation recipes end with,
+and the output is the same Hub-ready folder (data, dataset card, config, stats; `--push_to_hub` publishes it).
+
+    python recipes/dedup.py --dataset data.jsonl --column text --output_dir outputs/dedup
+    python recipes/dedup.py --dataset HuggingFaceTB/cosmopedia-100k --column text --threshold 0.8 \
+        --output_dir outputs/cosmopedia-100k-dedup
+    python recipes/dedup.py --config configs/dedup/demo.yaml
+
+Options: `--tokenizer char` for Chinese or Japanese (auto decides per row), `--exact false` to skip the exact
+pass, `--quality_filters true` to run the `quality_*` checks first, `decontaminate: [{path, columns}]` in a
+YAML config to remove benchmark overlaps. `engine: memory` runs in this process (threads on all cores).
+"""
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from builders.card import RecipeInfo
+from builders.config import RecipeConfig, knob, parse_config
+from builders.errors import UserError, exit_on_user_error
+from builders.quality import quality_checks
+from builders.run import Run
+
+
+@dataclass
+class DedupConfig(RecipeConfig):
+    """Deduplicate an existing dataset: exact, then MinHash near-dedup (word or character n-grams)."""
+
+    column: str = knob("text", "column of `dataset` to deduplicate")
+    threshold: float = knob(0.7, "Jaccard similarity of n-gram sets at or above which rows are near duplicates")
+    ngram: int = knob(5, "n-gram size (words; characters for text without spaces)")
+    num_perm: int = knob(128, "MinHash permutations")
+    tokenizer: Literal["auto", "word", "char"] = knob("auto", "n-grams of words, of characters, or auto (per row)")
+    exact: bool = knob(True, "drop rows with the same normalised text first")
+    engine: Literal["memory"] = knob("memory", "where dedup runs: memory (this process)", affects_data=False)
+    model: str = knob("none", "no model: this recipe generates nothing")
+    quality_filters: bool = knob(False, "run the quality_* checks on `column` before dedup")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.threshold <= 1:
+            raise UserError(f"config key 'threshold' must be in (0, 1], got {self.threshold}")
+        if self.ngram < 1 or self.num_perm < 2:
+            raise UserError("config keys 'ngram' and 'num_perm' must be >= 1 and >= 2")
+
+
+INFO = RecipeInfo(
+    name="dedup",
+    title="Deduplicated dataset",
+    method="exact and MinHash near-duplicate removal (word or character n-grams, LSH, verified Jaccard)",
+    summary="An existing dataset with its exact and near duplicates removed; the first row of each group of "
+    "duplicates is kept.",
+    tags=["deduplication"],
+    generated=False,
+)
+
+
+@exit_on_user_error
+def main(argv=None):
+    config = parse_config(DedupConfig, argv)
+    run = Run(config, replace(INFO, text_column=config.column))
+
+    rows = run.load(columns=[config.column], key_hint="column")
+    if config.quality_filters:
+        rows = run.filter(rows, quality_checks(config, config.column), stage="quality")
+    rows = run.decontaminate(rows, column=config.column)
+    rows = run.dedup(
+        rows,
+        column=config.column,
+        threshold=config.threshold,
+        ngram=config.ngram,
+        num_perm=config.num_perm,
+        tokenizer=config.tokenizer,
+        exact=config.exact,
+        force=True,
+    )
+    run.finish(rows, seed_data=f"`{config.dataset}` (column `{config.column}`)")
+
+
+if __name__ == "__main__":
+    main()

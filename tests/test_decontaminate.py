@@ -1,0 +1,79 @@
+"""Decontamination removes rows that copy a benchmark sample, and nothing else."""
+
+import json
+
+import pytest
+from datasets import Dataset
+
+from builders.decontaminate import decontaminate, load_benchmarks
+from builders.errors import UserError
+from conftest import shared_data, write_jsonl
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return json.loads(shared_data("alpaca_5000.json").read_text())
+
+
+@pytest.fixture
+def benchmark(tmp_path, records):
+    """A small local 'test set': 60 real Alpaca questions (instruction + input) with their answers."""
+    rows = [
+        {"question": f"{r['instruction']} {r['input']}".strip(), "answer": r["output"]}
+        for r in records[:400]
+        if len(f"{r['instruction']} {r['input']}".split()) >= 20
+    ][:60]
+    return write_jsonl(tmp_path / "quiz.jsonl", rows), rows
+
+
+def test_a_planted_overlap_is_removed_and_nothing_else(benchmark, records):
+    path, test_set = benchmark
+    questions = sorted((r["question"] for r in test_set), key=len)
+    rows = [r["output"] for r in records[1000:1400]]  # real text that does not come from the test set
+    q1, longest, q3 = questions[1].split(), questions[-1].split(), questions[3].split()
+    assert len(longest) >= 40
+    edited = [w + "s" if i in (2, len(q1) - 3) else w for i, w in enumerate(q1)]
+    planted = {
+        5: "Here is a practice problem. " + questions[0] + " Try it before reading on.",  # verbatim
+        77: "Question: " + " ".join(edited),  # two words edited
+        150: " ".join(longest[:12]) + " " + rows[150],  # one 12-gram of a long question, then other text: kept
+        222: rows[222] + " " + " ".join(reversed(q3)),  # the same words in another order: kept
+    }
+    for i, text in planted.items():
+        rows[i] = text
+    ds = Dataset.from_dict({"text": rows, "i": list(range(len(rows)))})
+
+    benchmarks = load_benchmarks([{"path": str(path), "columns": ["question"]}])
+    kept, removed, counts = decontaminate(ds, "text", benchmarks, ngram=12, threshold=0.5)
+    assert removed["i"] == [5, 77]
+    assert removed["benchmark"] == ["quiz", "quiz"] and counts == {"quiz": 2}
+    assert kept["i"] == [i for i in range(len(rows)) if i not in (5, 77)]
+
+
+def test_removals_are_counted_per_benchmark_and_short_samples_match_whole(tmp_path, benchmark, records):
+    path, test_set = benchmark
+    short = write_jsonl(
+        tmp_path / "short.jsonl", [{"q": "name the three primary colours of light please"}, {"q": "B"}]
+    )
+    rows = [r["output"] for r in records[2000:2100]]
+    rows[3] = "As asked: Name the three primary colours of light, please! Red, green and blue."
+    rows[4] = test_set[5]["question"]
+    rows[5] = test_set[6]["answer"] + " " + test_set[6]["question"]
+    rows[6] = "Primary colours of light are red, green and blue."  # shorter than the sample: not a copy of it
+    specs = [{"path": str(path), "columns": "question"}, {"path": str(short), "columns": ["q"], "split": "train"}]
+    kept, removed, counts = decontaminate(Dataset.from_dict({"text": rows}), "text", load_benchmarks(specs))
+    assert counts == {"quiz": 2, "short": 1}
+    assert removed["text"] == [rows[3], rows[4], rows[5]]
+    assert len(kept) == len(rows) - 3
+
+
+def test_bad_benchmark_entries_are_user_errors(benchmark):
+    path, _ = benchmark
+    with pytest.raises(UserError, match="needs `path` and `columns`"):
+        load_benchmarks([{"path": str(path)}])
+    with pytest.raises(UserError, match="unknown key"):
+        load_benchmarks([{"path": str(path), "columns": ["question"], "colums": ["x"]}])
+    with pytest.raises(UserError, match="has no column 'prompt'"):
+        load_benchmarks([{"path": str(path), "columns": ["prompt"]}])
+    with pytest.raises(UserError, match="give a mapping"):
+        load_benchmarks([str(path)])
