@@ -182,32 +182,41 @@ class Run:
         force: bool = False,
         tokenizer: str = "auto",
         exact: bool = True,
+        engine: str = "memory",
+        spark_master: str | None = None,
     ) -> Dataset:
         """Exact dedup (normalised text), then MinHash near-dedup; the first row of each cluster survives.
 
         The MinHash settings come from the config unless given (e.g. Persona Hub dedups short personas with
         1-grams at 0.9). `force` runs it even when the config's `dedup` is off (a method's own dedup step).
         `tokenizer`: word or char n-grams, or auto (per row); `exact=False` skips the exact pass.
+        `engine="spark"` computes the same kept rows on Apache Spark (`spark_master`, default `local[*]`).
         """
         c = self.config
         if not (c.dedup or force) or len(ds) == 0:
             return ds
         rows_in, exact_removed = len(ds), 0
         ngram = ngram or c.dedup_ngram
-        if exact:  # rows too short for MinHash are skipped here too
-            ds, exact_stats, removed = exact_dedup(ds, column, min_length=ngram, return_removed=True)
+        settings = {
+            "threshold": threshold or c.dedup_threshold,
+            "ngram": ngram,
+            "num_perm": num_perm or c.dedup_num_perm,
+            "seed": c.seed,
+            "tokenizer": tokenizer,
+        }
+        if engine == "spark":
+            from builders.spark_dedup import dedup_stages
+
+            scratch = self.output_dir / ".checkpoints"  # on a cluster, output_dir is where every executor reads
+            exact_result, near_result = dedup_stages(ds, column, exact, spark_master, scratch, **settings)
+        else:  # rows too short for MinHash are skipped by exact dedup too
+            exact_result = exact_dedup(ds, column, min_length=ngram, return_removed=True) if exact else None
+            near_result = minhash_dedup(exact_result[0] if exact else ds, column, return_removed=True, **settings)
+        if exact_result:
+            _, exact_stats, removed = exact_result
             exact_removed = exact_stats["removed"]
             self._keep_rejected(removed.add_column(REASON, ["exact_duplicate"] * len(removed)), stage)
-        near, near_stats, removed = minhash_dedup(
-            ds,
-            column=column,
-            threshold=threshold or c.dedup_threshold,
-            ngram=ngram,
-            num_perm=num_perm or c.dedup_num_perm,
-            seed=c.seed,
-            tokenizer=tokenizer,
-            return_removed=True,
-        )
+        near, near_stats, removed = near_result
         dropped = {"exact_duplicate": exact_removed, "near_duplicate": near_stats["removed"]}
         details = {k: v for k, v in near_stats.items() if k != "removed"}  # the drop reasons hold the counts
         self.funnel.record(stage, rows_in, len(near), {k: v for k, v in dropped.items() if v}, **details)

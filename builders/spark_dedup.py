@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Dataset
 
-from builders.dedup import _permutations, band_keys, lsh_params, pair_jaccard
+from builders.dedup import _permutations, _result, band_keys, lsh_params, pair_jaccard
 from builders.shingles import text_units
 
 logger = logging.getLogger("builders")
@@ -211,6 +211,22 @@ def spark_dedup(
     return SparkDedup(exact_first, near_first, stats)
 
 
+def dedup_stages(ds: Dataset, column: str, exact: bool, master: str | None, work_dir, **minhash):
+    """`Run.dedup`'s two results on Spark: `(kept, stats, removed)` of exact dedup (None without it), then of
+    MinHash dedup of its kept rows, as `exact_dedup` and `minhash_dedup` return them with `return_removed`."""
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+    result = spark_dedup(
+        ds, column, exact=exact, min_length=minhash["ngram"], master=master, work_dir=work_dir, **minhash
+    )
+    exact_result = None
+    if exact:
+        removed = int((result.exact_first != np.arange(len(ds))).sum())
+        exact_result = _result(ds, result.exact_first, {"removed": removed}, None, True)
+        ds = exact_result[0]
+    return exact_result, _result(ds, result.near_first, result.near_stats, None, True)
+
+
 def connected_components(edges):
     """Edges (u, v) -> (a, b) for every node a of the graph but the smallest of its component, b: that smallest.
 
@@ -225,7 +241,9 @@ def connected_components(edges):
     def large_star(e):  # each node's larger neighbours move to the smallest node of its neighbourhood
         both = e.unionByName(flipped(e))
         least = both.groupBy("a").agg(F.least(F.min("b"), F.col("a")).alias("m"))
-        return both.join(least, "a").where(F.col("b") > F.col("a")).select(F.col("b").alias("a"), F.col("m").alias("b"))
+        return (
+            both.join(least, "a").where(F.col("b") > F.col("a")).select(F.col("b").alias("a"), F.col("m").alias("b"))
+        )
 
     def small_star(e):  # each node and its smaller neighbours move to the smallest of them
         least = e.groupBy("a").agg(F.min("b").alias("m"))
