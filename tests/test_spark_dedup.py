@@ -3,16 +3,15 @@
 import random
 
 import numpy as np
-import pytest
 from datasets import Dataset
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
+from test_dedup import ODD_TEXTS, answers, edit, planted_corpus  # noqa: F401 (answers: a fixture)
+from test_dedup_recipe import corpus, read_output  # noqa: F401 (corpus: a fixture)
 
 from builders.dedup import exact_dedup, jaccard, minhash_dedup
 from builders.spark_dedup import connected_components, spark_dedup, spark_session
 from conftest import read_jsonl, run_recipe
-from test_dedup import ODD_TEXTS, answers, edit, planted_corpus  # noqa: F401 (answers: a fixture)
-from test_dedup_recipe import corpus, read_output  # noqa: F401 (corpus: a fixture)
 
 
 def in_memory(ds: Dataset, exact: bool = True, **settings) -> tuple[np.ndarray, np.ndarray, dict]:
