@@ -29,6 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,7 @@ def spark_dedup(
     n = len(ds)
     bands, rows_per_band = lsh_params(threshold, num_perm, verify)
     work = Path(tempfile.mkdtemp(prefix="spark-dedup-", dir=work_dir))
+    mark = _Timer()
     try:
         docs = _write_rows(ds, column, work / "rows.parquet", spark)
         signed = docs.mapInArrow(
@@ -125,10 +127,12 @@ def spark_dedup(
                 multipliers=_permutations(seed, bands * rows_per_band),
                 bands=bands,
                 rows=rows_per_band,
+                exact=exact,
                 min_length=min_length,
             ),
             f"{ROW} bigint, h1 bigint, h2 bigint, long_enough boolean, keys array<bigint>",
         ).localCheckpoint()
+        mark("signatures")
 
         # exact: the smallest row with the same normalised text survives
         exact_first = np.arange(n)
@@ -143,6 +147,7 @@ def spark_dedup(
             sketched = sketched.join(dupes, ROW, "left_anti")
         survivors = np.flatnonzero(exact_first == np.arange(n))
         sketched = sketched.select(ROW, "keys").localCheckpoint()
+        mark("exact dedup")
 
         # candidates: per band, each bucket's first row and sorted neighbours
         buckets = (
@@ -166,6 +171,7 @@ def spark_dedup(
             .localCheckpoint()
         )
         candidates = pairs.count()
+        mark("candidate pairs")
 
         # verification: all bands agree, or the true Jaccard of the two texts reaches the threshold
         if verify and candidates:
@@ -189,9 +195,11 @@ def spark_dedup(
             pairs = pairs.where("sure").select("u", "v").unionByName(checked)
         pairs = pairs.localCheckpoint()
         duplicate_pairs = pairs.count()
+        mark("verification")
 
         # clusters: star around the smallest row of each component
         star = connected_components(pairs).toArrow()
+        mark("connected components")
         near_first = np.arange(len(survivors))
         position = np.searchsorted(survivors, star["a"].to_numpy())
         near_first[position] = np.searchsorted(survivors, star["b"].to_numpy())
@@ -225,6 +233,18 @@ def dedup_stages(ds: Dataset, column: str, exact: bool, master: str | None, work
         exact_result = _result(ds, result.exact_first, {"removed": removed}, None, True)
         ds = exact_result[0]
     return exact_result, _result(ds, result.near_first, result.near_stats, None, True)
+
+
+class _Timer:
+    """Logs the seconds since the last mark: where a Spark dedup spends its time."""
+
+    def __init__(self):
+        self.last = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        logger.info("spark dedup: %s in %.1fs", step, now - self.last)
+        self.last = now
 
 
 def connected_components(edges):
@@ -266,12 +286,13 @@ def connected_components(edges):
 # -- inside the Spark workers ------------------------------------------------------------------------------------
 
 
-def _signatures(batches, char_mode, ngram, multipliers, bands, rows, min_length):
-    """(row, text) batches -> row, exact-dedup hashes, whether long enough for exact dedup, band keys (or null)."""
+def _signatures(batches, char_mode, ngram, multipliers, bands, rows, exact, min_length):
+    """(row, text) batches -> row, exact-dedup hashes, whether long enough for exact dedup (zeros and false
+    without `exact`), band keys (null for a row too short to shingle)."""
     for batch in batches:
         texts = batch.column(TEXT)
-        units = text_units(texts, "auto")  # exact dedup always decides per row
-        hashes = units.doc_hashes().view(np.int64)
+        units = text_units(texts, "auto") if exact or char_mode == "auto" else None  # exact dedup: "auto" always
+        hashes = units.doc_hashes().view(np.int64) if exact else np.zeros((len(texts), 2), dtype=np.int64)
         grams = (units if char_mode == "auto" else text_units(texts, char_mode)).ngrams(ngram)
         has = grams.counts > 0
         keys = np.zeros((len(has), bands), dtype=np.int64)
@@ -284,7 +305,7 @@ def _signatures(batches, char_mode, ngram, multipliers, bands, rows, min_length)
                 batch.column(ROW),
                 pa.array(hashes[:, 0]),
                 pa.array(hashes[:, 1]),
-                pa.array(units.counts >= max(min_length, 1)),
+                pa.array(units.counts >= max(min_length, 1) if exact else np.zeros(len(texts), dtype=bool)),
                 key_lists,
             ],
             names=[ROW, "h1", "h2", "long_enough", "keys"],
