@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from functools import cached_property
 from pathlib import Path
@@ -195,6 +196,13 @@ class Run:
         c = self.config
         if not (c.dedup or force) or len(ds) == 0:
             return ds
+        settings = (threshold, ngram, num_perm, tokenizer, exact, engine, spark_master)
+        if distributed.num_processes() > 1:  # a global stage: the main process dedups, the others take its rows
+            return self._on_main(stage, lambda: self._dedup(ds, column, stage, *settings))
+        return self._dedup(ds, column, stage, *settings)
+
+    def _dedup(self, ds, column, stage, threshold, ngram, num_perm, tokenizer, exact, engine, spark_master):
+        c = self.config
         rows_in, exact_removed = len(ds), 0
         ngram = ngram or c.dedup_ngram
         settings = {
@@ -222,6 +230,18 @@ class Run:
         self.funnel.record(stage, rows_in, len(near), {k: v for k, v in dropped.items() if v}, **details)
         self._keep_rejected(removed.add_column(REASON, ["near_duplicate"] * len(removed)), stage)
         return near
+
+    def _on_main(self, stage: str, compute) -> Dataset:
+        """In a launch of several processes, `compute()` on the main process only (its funnel and rejected rows
+        are the run's); the other processes wait and read its rows from the checkpoint folder."""
+        self._claim()
+        shared = self.store.root / "global" / stage
+        if distributed.is_main_process():
+            rows = compute()
+            shutil.rmtree(shared, ignore_errors=True)
+            rows.save_to_disk(str(shared))
+        distributed.wait_for_everyone(f"{stage} (main process)")
+        return rows if distributed.is_main_process() else datasets.load_from_disk(str(shared))
 
     def decontaminate(self, ds: Dataset, column: str, stage: str = "decontaminate") -> Dataset:
         """Remove rows that overlap the config's `decontaminate` benchmarks; the funnel counts them per benchmark.
