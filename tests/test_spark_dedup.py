@@ -3,6 +3,7 @@
 import random
 
 import numpy as np
+import pytest
 from datasets import Dataset
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components as scipy_components
@@ -36,6 +37,7 @@ def chains(texts: list[str], links: int, rate: float, rng: random.Random) -> lis
     return out
 
 
+@pytest.mark.slow  # about a minute here: two Spark dedups and their in-memory twins on 1,000 rows
 def test_spark_keeps_exactly_the_rows_the_in_memory_stage_keeps(answers):  # noqa: F811
     rng = random.Random(7)
     texts = [row["text"] for row in planted_corpus(answers[:300], seed=5)]
