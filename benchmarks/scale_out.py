@@ -1,6 +1,7 @@
 """One process vs a data-parallel launch of several: the same recipe job, wall time and output.
 
-    python benchmarks/scale_out.py                                        # SmolLM2-135M, 1 vs 2 processes, CPU
+    python benchmarks/scale_out.py                                        # tiny-random, 1 vs 2 processes, CPU
+    python benchmarks/scale_out.py --config configs/cosmopedia/demo.yaml  # SmolLM2-135M (slow on a busy machine)
     python benchmarks/scale_out.py --processes 8 --accelerate_config configs/accelerate/multi_gpu.yaml \
         --config configs/cosmopedia/default.yaml --num_samples 20000       # a GPU node
 
@@ -51,7 +52,7 @@ def run(command: list[str], output_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(REPO / "configs/cosmopedia/demo.yaml"))
+    parser.add_argument("--config", default=str(REPO / "configs/cosmopedia/smoke.yaml"))
     parser.add_argument("--num_samples", type=int, default=40)
     parser.add_argument("--max_new_tokens", type=int, default=256)
     parser.add_argument("--batch_size", type=int, default=4, help="rows per chunk: the unit processes share")
