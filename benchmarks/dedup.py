@@ -3,6 +3,7 @@
     python benchmarks/dedup.py                                   # 20k documents of ~200 words, all three tools
     python benchmarks/dedup.py --size 100000 --words 100         # scaling runs
     python benchmarks/dedup.py --size 1000000 --words 100 --tools builders
+    python benchmarks/dedup.py --size 100000 --words 100 --tools builders,spark   # Spark (local[*]) vs in memory
 
 The corpus: base documents made of random lines of real text (Shakespeare, Alpaca instructions and answers,
 cut to at most 15 words),
@@ -20,6 +21,10 @@ before), or, for the text-dedup CLI, the largest RSS of its processes over their
   `--hash_func xxh3` (its faster hash); time is the CLI's own "Total" timer (interpreter start-up excluded);
 - datasketch: `MinHash.bulk` + `MinHashLSH` (one process: it has no parallel mode), keeping the first of
   each duplicate group as it streams.
+- spark: `builders.spark_dedup.spark_dedup` (exact pass off, as for builders) in a `local[*]` session with
+  `--cores` cores, started before the timer (its start-up is printed apart); the time includes writing the
+  column to Parquet for Spark. CPU time and peak RSS cover the whole process tree (the JVM and the Python
+  workers), sampled every 0.2 s. Its kept rows must equal builders' exactly.
 
 Metrics: precision = share of removed documents that have a true duplicate (Jaccard >= threshold) in the
 corpus; recall = share of planted pairs with Jaccard >= threshold + 0.1 of which at most one document survives.
@@ -46,7 +51,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 NON_ALPHA = re.compile(r"\W+")
-TOOLS = ("builders", "text-dedup", "datasketch")
+TOOLS = ("builders", "text-dedup", "datasketch", "spark")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -296,7 +301,71 @@ def run_datasketch(corpus: Path, args) -> dict:
     }
 
 
-RUNNERS = {"builders": run_builders, "text-dedup": run_text_dedup, "datasketch": run_datasketch}
+def run_spark(corpus: Path, args) -> dict:
+    import threading
+
+    import psutil
+    from datasets import Dataset
+
+    from builders.spark_dedup import spark_dedup, spark_session
+
+    ds = Dataset.from_file(str(corpus))
+    start = time.perf_counter()
+    spark_session(f"local[{args.cores}]").range(1).count()
+    started = time.perf_counter() - start
+    me = psutil.Process()
+
+    def tree():
+        procs = [me] + me.children(recursive=True)
+        rss = cpu = 0.0
+        for p in procs:
+            try:
+                rss += p.memory_info().rss
+                t = p.cpu_times()
+                cpu += t.user + t.system
+            except psutil.Error:
+                pass
+        return rss / 2**20, cpu
+
+    peak, done = [tree()[0]], threading.Event()
+
+    def sample():
+        while not done.wait(0.2):
+            peak.append(tree()[0])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    before, cpu = tree()
+    sampler.start()
+    start = time.perf_counter()
+    result = spark_dedup(
+        ds,
+        "text",
+        args.threshold,
+        args.ngram,
+        args.num_perm,
+        seed=42,
+        tokenizer="word",
+        exact=False,
+        master=f"local[{args.cores}]",
+        work_dir=args.tmp,
+    )
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    after, cpu_after = tree()
+    kept = np.flatnonzero(result.near_first == np.arange(len(ds))).tolist()  # ids are row numbers
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu_after - cpu,
+        "kept": kept,
+        "rss_before_mb": before,
+        "peak_rss_mb": max(peak + [after]),
+        "stats": result.near_stats,
+        "start_s": started,
+    }
+
+
+RUNNERS = {"builders": run_builders, "text-dedup": run_text_dedup, "datasketch": run_datasketch, "spark": run_spark}
 
 
 def _rss_mb() -> float:
@@ -377,9 +446,11 @@ def main() -> None:
         del table
         corpus.texts = [None] * len(corpus.texts)  # the tools read the file; free the memory they need
         results = {}
+        kept = {}
         for tool in tools:
             results[tool] = run_tool(tool, path, args, tmp)
-            results[tool].update(evaluate(results[tool].pop("kept"), corpus, thr))
+            kept[tool] = results[tool].pop("kept")
+            results[tool].update(evaluate(kept[tool], corpus, thr))
         n_docs = len(corpus.texts)
 
     print()
@@ -398,6 +469,12 @@ def main() -> None:
             if tool != "builders":
                 print(f"builders / {tool}: {ours['docs_per_s'] / r['docs_per_s']:.2f}x docs/s")
         print(f"builders stats: {ours['stats']}; RSS before the call: {ours['rss_before_mb']:,.0f} MB")
+    if "spark" in results:
+        r = results["spark"]
+        print(f"spark stats: {r['stats']}; session start-up (not timed): {r['start_s']:.1f}s")
+        if "builders" in results:
+            same = sorted(kept["spark"]) == sorted(kept["builders"])
+            print(f"spark kept exactly the rows builders kept: {same}")
     expected = ideal_removals(corpus, thr)
     print(f"a perfect dedup removes {expected} documents (all but one of each group joined by Jaccard >= threshold)")
     if "text-dedup" in results:

@@ -247,14 +247,15 @@ def band_keys(grams: Grams, a: np.ndarray, bands: int, rows: int) -> np.ndarray:
 def candidate_pairs(keys: np.ndarray, rows: np.ndarray, num_proc: int | None = None) -> np.ndarray:
     """Pairs of rows whose keys agree in some band, as (earlier, later) rows, each pair once.
 
-    In a bucket of equal keys every member is paired with the bucket's first row and with its neighbour in
-    sorted order: enough to connect the bucket, and linear in its size. Bands run on threads.
+    In a bucket of equal keys every member is paired with the bucket's first row and with the member before it
+    in row order: enough to connect the bucket, and linear in its size; a stable sort makes the pairs a function
+    of the buckets alone (`builders.spark_dedup` builds the same ones). Bands run on threads.
     """
     n = np.int64(keys.shape[1])
 
     def band_pairs(band: np.ndarray) -> np.ndarray:
         k = band[rows]
-        order = np.argsort(k)
+        order = np.argsort(k, kind="stable")  # `rows` ascend: a bucket's members in row order
         k, members = k[order], rows[order]
         same = k[1:] == k[:-1]
         run_start = np.concatenate(([True], ~same))

@@ -10,6 +10,7 @@ server that stayed down through the retries) is generated again by the next run 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -74,6 +75,8 @@ def generate_column(
     Returns the complete stage output, also in a multi-process run (read back from the checkpoints).
     """
     report = report or GenerationReport()
+    if distributed.num_processes() > 1:
+        _check_same_input(ds, stage, prompt_column)
     num_chunks = -(-len(ds) // batch_size)
     mine = distributed.my_chunks(num_chunks)
     start_row = mine.start * batch_size
@@ -112,14 +115,38 @@ def generate_column(
     )
     if distributed.num_processes() == 1:
         return generated
-    distributed.wait_for_everyone()
-    return read_chunks(store, stage)
+    # Every process gets the whole stage output, merged in row order from the chunks all processes wrote.
+    distributed.wait_for_everyone(f"generation ({stage})")
+    chunks = [store.path(stage, start, min(start + batch_size, len(ds))) for start in range(0, len(ds), batch_size)]
+    missing = [p.name for p in chunks if not p.exists()]
+    if missing:
+        raise RuntimeError(
+            f"stage '{stage}': chunks {missing[:3]} are missing from {store.root} after every process finished"
+        )
+    return read_chunks(store, stage, chunks)
 
 
-def read_chunks(store: CheckpointStore, stage: str) -> Dataset:
-    """All chunks of a stage, in row order, as one memory-mapped Dataset."""
-    files = [str(p) for p in store.chunks(stage)]
+def read_chunks(store: CheckpointStore, stage: str, chunks: list | None = None) -> Dataset:
+    """The given chunks (default: all chunks of the stage), in row order, as one memory-mapped Dataset."""
+    files = [str(p) for p in (store.chunks(stage) if chunks is None else chunks)]
     return datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=str(store.root / ".cache"))
+
+
+def _check_same_input(ds: Dataset, stage: str, prompt_column: str) -> None:
+    """Every process must see the same stage input, or the merged chunks would mix two different datasets.
+
+    The stages before a generation are computed by every process; a digest of the row ids and prompts catches one
+    that is not deterministic across processes (unseeded randomness, iteration over a set of strings).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    for batch in ds.select_columns([ROW_ID, prompt_column]).iter(batch_size=1000):
+        digest.update(json.dumps(batch, sort_keys=True, ensure_ascii=False, default=str).encode())
+    digests = distributed.gather(f"input of {stage}", digest.hexdigest())
+    if len(set(digests)) > 1:
+        raise RuntimeError(
+            f"stage '{stage}': the processes of this launch built different inputs for it (digests {digests}); "
+            "a stage before it is not deterministic across processes"
+        )
 
 
 def _rows_with_completions(

@@ -12,8 +12,10 @@ Each stage records rows in, rows out and drops by reason in the funnel (`stats.j
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 import time
 from functools import cached_property
 from pathlib import Path
@@ -55,11 +57,16 @@ class Run:
         self.report = GenerationReport()
         self.rejected: list[Dataset] = []
         self._claimed = False
+        if config.backend != "openai":  # this process's GPUs (or CPU cores) in a launch of several, before CUDA starts
+            distributed.place_engine(config.tensor_parallel_size * config.pipeline_parallel_size)
+        if not distributed.is_main_process():
+            datasets.disable_progress_bars()  # the main process shows its own; N interleaved bars show nothing
         self._benchmarks = None  # loaded on the first `decontaminate`
         self._retries_before = 0
         self.resuming = guard_output_dir(
             self.output_dir, info.name, config.data_fingerprint(), config.fingerprint_hash(), config.overwrite
         )
+        distributed.wait_for_everyone("output_dir checked")  # by every process, before the main one claims it
         if config.push_to_hub and distributed.is_main_process():
             from builders.hub import check_can_push
 
@@ -189,37 +196,65 @@ class Run:
         force: bool = False,
         tokenizer: str = "auto",
         exact: bool = True,
+        engine: str = "memory",
+        spark_master: str | None = None,
     ) -> Dataset:
         """Exact dedup (normalised text), then MinHash near-dedup; the first row of each cluster survives.
 
         The MinHash settings come from the config unless given (e.g. Persona Hub dedups short personas with
         1-grams at 0.9). `force` runs it even when the config's `dedup` is off (a method's own dedup step).
         `tokenizer`: word or char n-grams, or auto (per row); `exact=False` skips the exact pass.
+        `engine="spark"` computes the same kept rows on Apache Spark (`spark_master`, default `local[*]`).
         """
         c = self.config
         if not (c.dedup or force) or len(ds) == 0:
             return ds
+        settings = (threshold, ngram, num_perm, tokenizer, exact, engine, spark_master)
+        if distributed.num_processes() > 1:  # a global stage: the main process dedups, the others take its rows
+            return self._on_main(stage, lambda: self._dedup(ds, column, stage, *settings))
+        return self._dedup(ds, column, stage, *settings)
+
+    def _dedup(self, ds, column, stage, threshold, ngram, num_perm, tokenizer, exact, engine, spark_master):
+        c = self.config
         rows_in, exact_removed = len(ds), 0
         ngram = ngram or c.dedup_ngram
-        if exact:  # rows too short for MinHash are skipped here too
-            ds, exact_stats, removed = exact_dedup(ds, column, min_length=ngram, return_removed=True)
+        settings = {
+            "threshold": threshold or c.dedup_threshold,
+            "ngram": ngram,
+            "num_perm": num_perm or c.dedup_num_perm,
+            "seed": c.seed,
+            "tokenizer": tokenizer,
+        }
+        if engine == "spark":
+            from builders.spark_dedup import dedup_stages
+
+            scratch = self.output_dir / ".checkpoints"  # on a cluster, output_dir is where every executor reads
+            exact_result, near_result = dedup_stages(ds, column, exact, spark_master, scratch, **settings)
+        else:  # rows too short for MinHash are skipped by exact dedup too
+            exact_result = exact_dedup(ds, column, min_length=ngram, return_removed=True) if exact else None
+            near_result = minhash_dedup(exact_result[0] if exact else ds, column, return_removed=True, **settings)
+        if exact_result:
+            _, exact_stats, removed = exact_result
             exact_removed = exact_stats["removed"]
             self._keep_rejected(removed.add_column(REASON, ["exact_duplicate"] * len(removed)), stage)
-        near, near_stats, removed = minhash_dedup(
-            ds,
-            column=column,
-            threshold=threshold or c.dedup_threshold,
-            ngram=ngram,
-            num_perm=num_perm or c.dedup_num_perm,
-            seed=c.seed,
-            tokenizer=tokenizer,
-            return_removed=True,
-        )
+        near, near_stats, removed = near_result
         dropped = {"exact_duplicate": exact_removed, "near_duplicate": near_stats["removed"]}
         details = {k: v for k, v in near_stats.items() if k != "removed"}  # the drop reasons hold the counts
         self.funnel.record(stage, rows_in, len(near), {k: v for k, v in dropped.items() if v}, **details)
         self._keep_rejected(removed.add_column(REASON, ["near_duplicate"] * len(removed)), stage)
         return near
+
+    def _on_main(self, stage: str, compute) -> Dataset:
+        """In a launch of several processes, `compute()` on the main process only (its funnel and rejected rows
+        are the run's); the other processes wait and read its rows from the checkpoint folder."""
+        self._claim()
+        shared = self.store.root / "global" / stage
+        if distributed.is_main_process():
+            rows = compute()
+            shutil.rmtree(shared, ignore_errors=True)
+            rows.save_to_disk(str(shared))
+        distributed.wait_for_everyone(f"{stage} (main process)")
+        return rows if distributed.is_main_process() else datasets.load_from_disk(str(shared))
 
     def decontaminate(self, ds: Dataset, column: str, stage: str = "decontaminate") -> Dataset:
         """Remove rows that overlap the config's `decontaminate` benchmarks; the funnel counts them per benchmark.
@@ -284,9 +319,10 @@ class Run:
         `card_sections` are extra (heading, Markdown) sections for the card, e.g. a recipe's cluster table;
         `images` are PNG files (name -> bytes) written to `images/`, which sections can link to.
         """
+        reports = distributed.gather("generation reports", dataclasses.asdict(self.report))
         if not distributed.is_main_process():
             return None
-        self._claim()
+        self._claim(everyone=False)
         generated = ds["completion_tokens"] if "completion_tokens" in ds.column_names else None
         private = [c for c in ds.column_names if c.startswith("_")]
         ds = ds.remove_columns(private)
@@ -294,7 +330,7 @@ class Run:
             ds = ds.select_columns([c for c in columns if c in ds.column_names])
         if len(ds) == 0:
             logger.warning("every row was dropped; the output holds an empty dataset (see the funnel)")
-        self.funnel.extra["generation"] = self._throughput()
+        self.funnel.extra["generation"] = self._throughput(reports)
         images = dict(images or {})
         figures = self._text_figures(ds, images, generated)
 
@@ -363,24 +399,36 @@ class Run:
             "diversity": diversity,
         }
 
-    def _claim(self) -> None:
-        if not self._claimed and distributed.is_main_process():
+    def _claim(self, everyone: bool = True) -> None:
+        """Record in output_dir that this run owns it; `everyone`: all processes call this, none writes before."""
+        if self._claimed:
+            return
+        if distributed.is_main_process():
             claim_output_dir(
                 self.output_dir, self.info.name, self.config.data_fingerprint(), self.config.fingerprint_hash()
             )
+        if everyone:
+            distributed.wait_for_everyone("output_dir claimed")
         self._claimed = True
 
-    def _throughput(self) -> dict:
-        r = self.report
-        return {
-            "batches_generated": r.chunks_generated,
-            "batches_resumed": r.chunks_resumed,
-            "batches_retried": r.chunks_retried,
+    def _throughput(self, reports: list[dict]) -> dict:
+        """What the engines did, summed over the processes; tokens/s adds up the processes' own rates."""
+        total = {name: sum(r[name] for r in reports) for name in reports[0]}
+        rates = [r["completion_tokens"] / r["engine_seconds"] for r in reports if r["engine_seconds"]]
+        out = {
+            "batches_generated": total["chunks_generated"],
+            "batches_resumed": total["chunks_resumed"],
+            "batches_retried": total["chunks_retried"],
+            # this process's engine (the main one's); an OpenAI-compatible server retries per request
             "requests_retried": getattr(self.__dict__.get("engine"), "retries", 0) - self._retries_before,
-            "completion_tokens_generated": r.completion_tokens,
-            "engine_seconds": round(r.engine_seconds, 2),
-            "tokens_per_s": round(r.completion_tokens / r.engine_seconds, 1) if r.engine_seconds else None,
+            "completion_tokens_generated": total["completion_tokens"],
+            "engine_seconds": round(total["engine_seconds"], 2),
+            "tokens_per_s": round(sum(rates), 1) if rates else None,
         }
+        if len(reports) > 1:
+            out["processes"] = len(reports)
+            out["batches_generated_per_process"] = [r["chunks_generated"] for r in reports]
+        return out
 
     def _summary(self, ds: Dataset) -> None:
         t = self.funnel.extra["generation"]

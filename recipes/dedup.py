@@ -7,10 +7,14 @@ and the output is the same Hub-ready folder (data, dataset card, config, stats; 
     python recipes/dedup.py --dataset HuggingFaceTB/cosmopedia-100k --column text --threshold 0.8 \
         --output_dir outputs/cosmopedia-100k-dedup
     python recipes/dedup.py --config configs/dedup/demo.yaml
+    python recipes/dedup.py --config configs/dedup/demo.yaml --engine spark      # the same rows, on Spark
+    python recipes/dedup.py --dataset data.jsonl --engine spark --spark_master spark://head:7077 \
+        --output_dir /shared/dedup                                                # a Spark cluster
 
 Options: `--tokenizer char` for Chinese or Japanese (auto decides per row), `--exact false` to skip the exact
 pass, `--quality_filters true` to run the `quality_*` checks first, `decontaminate: [{path, columns}]` in a
-YAML config to remove benchmark overlaps. `engine: memory` runs in this process (threads on all cores).
+YAML config to remove benchmark overlaps. `engine: memory` runs in this process (threads on all cores); `engine: spark` on Apache Spark (a `local[*]`
+session, or the cluster at `spark_master`), with exactly the same kept rows (docs/dedup.md).
 """
 
 from dataclasses import dataclass, replace
@@ -33,7 +37,12 @@ class DedupConfig(RecipeConfig):
     num_perm: int = knob(128, "MinHash permutations")
     tokenizer: Literal["auto", "word", "char"] = knob("auto", "n-grams of words, of characters, or auto (per row)")
     exact: bool = knob(True, "drop rows with the same normalised text first")
-    engine: Literal["memory"] = knob("memory", "where dedup runs: memory (this process)", affects_data=False)
+    engine: Literal["memory", "spark"] = knob(
+        "memory", "where dedup runs: memory (this process) or spark (same kept rows)", affects_data=False
+    )
+    spark_master: str | None = knob(
+        None, "Spark master URL for engine spark (default local[*]: every core here)", affects_data=False
+    )
     model: str = knob("none", "no model: this recipe generates nothing")
     quality_filters: bool = knob(False, "run the quality_* checks on `column` before dedup")
 
@@ -74,6 +83,8 @@ def main(argv=None):
         tokenizer=config.tokenizer,
         exact=config.exact,
         force=True,
+        engine=config.engine,
+        spark_master=config.spark_master,
     )
     run.finish(rows, seed_data=f"`{config.dataset}` (column `{config.column}`)")
 

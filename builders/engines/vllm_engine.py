@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from builders import distributed
 from builders.engines import Completion, Prompt, Sampling
 from builders.errors import UserError
 from builders.models import resolve_model
@@ -33,6 +34,8 @@ class VLLMEngine:
 
     @classmethod
     def from_config(cls, config) -> VLLMEngine:
+        # In a launch of several processes, this one's GPUs (or CPU cores): before CUDA starts in _cpu_defaults.
+        distributed.place_engine(config.tensor_parallel_size * config.pipeline_parallel_size)
         _cpu_defaults()
         path = resolve_model(config.model, revision=config.model_revision)
         from vllm import LLM
@@ -63,7 +66,8 @@ class VLLMEngine:
             kwargs["enable_chunked_prefill"] = False
         kwargs.update(config.engine_kwargs)
         try:
-            llm = LLM(**kwargs)
+            with distributed.outside_the_launch():
+                llm = LLM(**kwargs)
         except (OSError, ValueError) as err:
             raise UserError(
                 f"vLLM could not load model '{config.model}' ({str(err).splitlines()[0][:200]}); "
