@@ -12,6 +12,7 @@ tag before it means the output started inside the block.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from builders.filters import Check
@@ -86,6 +87,15 @@ def question_text(instruction: str, input_: str | None) -> str:
     return f"{instruction}\n\n{input_}" if input_ else instruction
 
 
+# Code and formulas are written in Latin letters whatever the language of the prose around them.
+_NOT_PROSE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`|\$\$.*?\$\$|\\\[.*?\\\]|\$[^$\n]*\$|\\\(.*?\\\)", re.DOTALL)
+
+
+def prose(text: str) -> str:
+    """The text without code blocks, inline code and LaTeX math: what the language check should look at."""
+    return _NOT_PROSE.sub(" ", text or "")
+
+
 # --- checks --------------------------------------------------------------------------------------------------
 
 
@@ -122,7 +132,7 @@ def reasoning_checks(
         return bool((row["answer"] or "").strip()), "empty_answer"
 
     def same_language(row):
-        asked, answered = detect_language(row[question_column]), detect_language(row["answer"])
+        asked, answered = detect_language(prose(row[question_column])), detect_language(prose(row["answer"]))
         return asked == "und" or answered == "und" or asked == answered, "answer_language_differs"
 
     def no_loop(row):

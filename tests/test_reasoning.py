@@ -217,3 +217,29 @@ def test_checks_can_be_relaxed():
     assert all(check(truncated)[0] and check(zh_en)[0] for check in relaxed)
     strict = reasoning_checks()
     assert [check(zh_en)[1] for check in strict if not check(zh_en)[0]] == ["answer_language_differs"]
+
+
+ZH_CODE_ANSWER = (  # the way alpaca-gpt4-data-zh answers a coding question: Chinese prose around Python
+    "下面是一个用Python实现的快速排序：\n\n```python\ndef quick_sort(items):\n    if len(items) <= 1:\n        return items\n"
+    "    pivot = items[len(items) // 2]\n    smaller = [item for item in items if item < pivot]\n"
+    "    equal = [item for item in items if item == pivot]\n    larger = [item for item in items if item > pivot]\n"
+    "    return quick_sort(smaller) + equal + quick_sort(larger)\n\n\nprint(quick_sort([3, 6, 1, 8, 2]))\n```\n\n"
+    "它选择中间的元素作为基准 `pivot`，把列表分成三部分，再递归地排序。"
+)
+
+
+def test_language_check_reads_the_prose_not_the_code_or_the_math():
+    from builders.language import detect_language
+    from builders.reasoning import prose
+
+    assert detect_language(ZH_CODE_ANSWER) == "en"  # by letters, the code outweighs the Chinese prose
+    assert detect_language(prose(ZH_CODE_ANSWER)) == "zh"
+    assert prose("移项得 $$2x^{2} = 8$$，所以 $x = 2$ 或 \\(x = -2\\)。").split() == ["移项得", "，所以", "或", "。"]
+    checks = reasoning_checks()
+    question = "用Python写一个快速排序函数。"
+    zh_code = parsed_row(question, f"<think>\n先选基准，再分区。\n</think>\n\n{ZH_CODE_ANSWER}")
+    en_code = parsed_row(
+        question, "<think>\nok\n</think>\n\nHere is a quick sort in Python:\n```python\nprint(sorted(items))\n```"
+    )
+    assert [check(zh_code)[1] for check in checks if not check(zh_code)[0]] == []
+    assert [check(en_code)[1] for check in checks if not check(en_code)[0]] == ["answer_language_differs"]

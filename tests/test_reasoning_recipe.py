@@ -106,6 +106,7 @@ def test_demo_with_smollm2(tmp_path):
     assert stats["stages"][0]["rows_in"] == 30
     filter_stage = next(s for s in stats["stages"] if s["name"] == "filter")
     assert filter_stage["rows_in"] == 30 and sum(filter_stage["dropped"].values()) > 0
+    assert filter_stage["rows_out"] > 0, f"the demo kept no rows: {filter_stage['dropped']}"
     ds = load_dataset(str(out), split="train")
     for row in ds:
         assert parse_thinking(row["messages"][1]["content"]).answer == row["answer"] and row["answer"]
