@@ -47,6 +47,9 @@ class ReasoningConfig(RecipeConfig):
     open_tag: str = knob(OPEN_TAG, "tag that opens the reasoning trace")
     close_tag: str = knob(CLOSE_TAG, "tag that closes the reasoning trace")
     budget_forcing: bool = knob(False, "close a trace that hits max_new_tokens and generate the answer after it")
+    force_unclosed: bool = knob(
+        False, "budget_forcing also closes a trace the model ended without closing (small models answer inside it)"
+    )
     answer_max_new_tokens: int = knob(1024, "most tokens of an answer generated after a closed trace (budget_forcing)")
     drop_truncated: bool = knob(True, "drop outputs that hit the token limit")
     check_language: bool = knob(True, "drop answers whose language differs from the question's (zh/en/...)")
@@ -115,13 +118,16 @@ def split_outputs(batch, *, config, started_inside):
 
 
 def force_answers(run, parsed, config, prefill):
-    """Budget forcing: a trace cut off by the token limit is closed, and the model answers after it."""
-    out_of_budget = parsed.filter(
-        lambda r: not r["think_closed"] and r["finish_reason"] == "length", desc="Finding traces out of budget"
-    )
+    """Budget forcing: a trace cut off by the token limit (with `force_unclosed`, any trace left open) is closed,
+    and the model answers after it."""
+
+    def to_force(row) -> bool:
+        return not row["think_closed"] and (row["finish_reason"] == "length" or config.force_unclosed)
+
+    out_of_budget = parsed.filter(to_force, desc="Finding traces out of budget")
     if len(out_of_budget) == 0:
         return parsed
-    rest = parsed.filter(lambda r: r["think_closed"] or r["finish_reason"] != "length", desc="Keeping the others")
+    rest = parsed.filter(lambda r: not to_force(r), desc="Keeping the others")
 
     def closed_prompt(row):
         trace = forced_answer_prefill(prefill + row["output"], config.open_tag, config.close_tag)
