@@ -47,6 +47,20 @@ class ObserveReport:
         }
 
 
+def _with_literal_inputs(row: dict, report: ObserveReport) -> dict:
+    """The row with only the inputs `ast.literal_eval` reads (e.g. `-x` parses as Python but is no literal);
+    the others are counted as dropped examples, never a crash."""
+    readable = []
+    for text in row["inputs"]:
+        try:
+            ast.literal_eval(text)
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            report.examples_dropped["input_not_a_literal"] += 1
+            continue
+        readable.append(text)
+    return {**row, "inputs": readable} if len(readable) < len(row["inputs"]) else row
+
+
 def observe(
     rows: list[dict],
     *,
@@ -58,6 +72,7 @@ def observe(
 ) -> tuple[list[dict], ObserveReport]:
     """The rows whose function passed, each with `examples` [{"input", "output"}]; and what happened."""
     report = ObserveReport()
+    rows = [_with_literal_inputs(row, report) for row in rows]
     jobs = [(row["function"], row["name"], [ast.literal_eval(text) for text in row["inputs"]]) for row in rows]
     began = time.perf_counter()
     results = run_many(

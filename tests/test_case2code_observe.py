@@ -67,3 +67,13 @@ def test_judge_on_results_as_the_sandbox_gives_them():
     assert judge(["{'x': 1}", "{'x': 2}"], outcomes, 2)[2] == "too_few_examples"
     loading = [{"ok": False, "output": None, "error": "load_failed: exception: NameError"}] * 2
     assert judge(["{'x': 1}", "{'x': 2}"], loading, 2)[2] == "load_failed"
+
+
+def test_inputs_that_are_not_literals_are_dropped_not_fatal():
+    # Found with SmolLM2: `{'x': -y}` parses as Python but `ast.literal_eval` refuses it.
+    code = "def double(x):\n    return 2 * x\n"
+    good = [repr({"x": 1}), repr({"x": 2}), repr({"x": 3})]
+    rows = [{"function": code, "name": "double", "inputs": [good[0], "{'x': -y}", *good[1:], "{'x': f()}"]}]
+    kept, report = observe(rows, timeout_s=5.0, max_output_chars=200, min_examples=3, workers=1)
+    assert [e["output"] for e in kept[0]["examples"]] == ["2", "4", "6"]
+    assert report.examples_dropped["input_not_a_literal"] == 2 and report.executions == 3
