@@ -42,6 +42,19 @@ def test_two_step_chain_uses_the_first_steps_output(tmp_path):
     assert all(p.endswith(q.strip()) for p, q in zip(table["_prompt"], table["question"]))  # step 2 saw step 1
 
 
+def test_two_step_chain_with_n_samples_at_each_step(docs, tmp_path):
+    steps = [
+        {"template": "Ask about {{ text }}", "output_column": "question", "n": 2},
+        {"template": "Answer {{ question }}", "output_column": "answer", "n": 2},
+    ]
+    cfg = config(tmp_path, dataset=str(docs), num_samples=2, max_new_tokens=4, steps=steps, dedup=False)
+    run_recipe("generate", "--config", cfg, "--output_dir", tmp_path / "out")
+    ds = load_dataset(str(tmp_path / "out"), split="train")
+    assert len(ds) == 8  # 2 rows x 2 questions x 2 answers
+    assert ds["sample_index"] == [0, 1] * 4  # the answer's sample, not the question's as well
+    assert ds["question"][::2] == ds["question"][1::2] and len(set(ds["question"])) == 4
+
+
 def test_n_samples_as_rows_or_as_a_list(docs, tmp_path):
     cfg = config(tmp_path, dataset=str(docs), template="Say something about {{ text }}", n=3, dedup=False)
     run_recipe("generate", "--config", cfg, "--output_dir", tmp_path / "rows")
