@@ -18,7 +18,7 @@ from builders.errors import UserError, exit_on_user_error
 from builders.filters import generation_checks
 from builders.run import Run
 from builders.samples import collect_samples
-from builders.steps import check_columns, parse_json_batch, parse_step, render_batch
+from builders.steps import check_columns, parse_json_batch, parse_step, parsed_features, render_batch
 
 
 @dataclass
@@ -79,8 +79,9 @@ def main(argv=None):
             step.output_column, min_tokens=config.min_tokens, drop_truncated=config.drop_truncated
         )
         if step.json_fields:
-            rows = rows.map(parse_json_batch, batched=True, fn_kwargs={"column": step.output_column,
-                            "fields": step.json_fields}, desc=f"Parsing JSON ({name})")  # fmt: skip
+            rows = rows.map(parse_json_batch, batched=True, features=parsed_features(rows.features, step.json_fields),
+                            fn_kwargs={"column": step.output_column, "fields": step.json_fields},
+                            desc=f"Parsing JSON ({name})")  # fmt: skip
             checks.append(lambda row: (row["_parsed"], "unparseable_json"))
         rows = run.filter(rows, checks, stage=f"filter-{step.output_column}")
         rows = rows.remove_columns([c for c in ("_prompt", "_parsed") if c in rows.column_names])
