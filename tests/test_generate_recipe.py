@@ -119,3 +119,12 @@ def test_template_errors_name_the_problem(docs, tmp_path, capsys):
     clash = config(tmp_path, dataset=str(docs), steps=[{"template": "{{ text }}", "output_column": "text"}])
     assert "would overwrite column 'text'" in error_of(capsys, "--config", clash, "--output_dir", tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_single_step_keys_beside_steps_are_an_error(docs, tmp_path, capsys):
+    steps = [{"template": "{{ text }}", "output_column": "summary"}]
+    for key, value in [("n", 2), ("output_column", "answer"), ("structured_output", {"choice": ["yes", "no"]})]:
+        cfg = config(tmp_path, dataset=str(docs), steps=steps, **{key: value})
+        message = error_of(capsys, "--config", cfg, "--output_dir", tmp_path / "o")
+        assert f"`{key}` applies to `template` only; with `steps`, set it in each step" in message
+    assert not (tmp_path / "o").exists()
