@@ -71,7 +71,8 @@ def generate_column(
     """Add `output_column` (+ finish_reason, prompt_tokens, completion_tokens) to every row of `ds`.
 
     With `sampling.n > 1` each sample becomes its own row, with a `sample_index` column and the row id
-    `row * n + sample_index`, so later stages give every sample its own seed.
+    `row * n + sample_index`, so later stages give every sample its own seed; a `sample_index` already in `ds`
+    (an earlier stage with n > 1) is replaced by this stage's.
     Returns the complete stage output, also in a multi-process run (read back from the checkpoints).
     """
     report = report or GenerationReport()
@@ -152,17 +153,15 @@ def _check_same_input(ds: Dataset, stage: str, prompt_column: str) -> None:
 def _rows_with_completions(
     batch: dict[str, list], results: list[list[Completion]], output_column: str, explode: bool
 ) -> dict[str, list]:
-    out: dict[str, list] = {name: [] for name in batch}
-    for name in (output_column, *GENERATION_COLUMNS):
-        out[name] = []
-    if explode:
-        out["sample_index"] = []
+    # with n > 1, a `sample_index` from an earlier stage is replaced (the row id keeps the whole lineage)
+    written = (output_column, *GENERATION_COLUMNS, *(["sample_index"] if explode else []))
+    out: dict[str, list] = {name: [] for name in (*batch, *written)}
     for i, completions in enumerate(results):
         for k, completion in enumerate(completions if explode else completions[:1]):
             for name, values in batch.items():
                 if name == ROW_ID and explode:  # each sample is a row of its own, with its own seed downstream
                     out[name].append(values[i] * len(completions) + k)
-                elif name not in (output_column, *GENERATION_COLUMNS):
+                elif name not in written:
                     out[name].append(values[i])
             out[output_column].append(completion.text)
             out["finish_reason"].append(completion.finish_reason)

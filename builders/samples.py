@@ -14,7 +14,7 @@ def collect_samples(ds: Dataset, n: int, list_columns: list[str]) -> Dataset:
     Sample rows carry the id `prompt_row * n + sample_index` (see generate.py), so the prompt is `id // n`;
     the other columns are equal across the samples of a prompt and keep their first value.
     """
-    table = ds.data.table
+    table = ds.with_format("arrow")[:]  # the rows of `ds`: a filtered Dataset keeps its rows in an indices mapping
     group = pa.compute.divide(table[ROW_ID], pa.scalar(n, table[ROW_ID].type))
     table = table.append_column("_group", group)
     keep_first = [c for c in table.column_names if c not in (*list_columns, "_group", "sample_index")]

@@ -4,16 +4,23 @@ A step is `{template, output_column}` plus optional `system_prompt`, `structured
 (`{"json": schema}`, `{"choice": [...]}` or `{"regex": ...}`), `n`, `use_chat_template` and sampling
 overrides (`max_new_tokens`, `temperature`, `top_p`, `top_k`, `repetition_penalty`). Steps run in
 order; each can use the columns the previous steps produced (and the fields of their JSON output).
+
+The fields of a JSON output become columns typed from the schema, not from the values of a batch: integer
+is int64, number float64, boolean bool, string string. Any other field (array, object, a union of types, no
+type) is a string column that holds the value as JSON text (a string value as it is), so a nested value
+never needs an Arrow struct that could change shape from one output to the next.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from datasets import Features, Value
 from jinja2 import meta
 
 from builders.errors import UserError
@@ -30,6 +37,7 @@ STEP_KEYS = {
     *SAMPLING_KEYS,
 }
 TEMPLATE_SUFFIXES = (".jinja", ".j2", ".txt", ".md")
+FIELD_TYPES = {"integer": "int64", "number": "float64", "boolean": "bool"}  # any other field: a string column
 
 
 @dataclass
@@ -43,12 +51,20 @@ class Step:
     sampling: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def json_fields(self) -> list[str]:
-        """The top-level properties of a JSON-schema output: they become columns."""
+    def json_fields(self) -> dict[str, str]:
+        """The top-level properties of a JSON-schema output, which become columns, and their Arrow types."""
         schema = (self.structured_output or {}).get("json")
         if isinstance(schema, str):
             schema = json.loads(schema)
-        return list((schema or {}).get("properties", {}))
+        return {name: _field_type(prop) for name, prop in (schema or {}).get("properties", {}).items()}
+
+
+def _field_type(schema: Any) -> str:
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    if isinstance(kind, list):  # ["integer", "null"] is a nullable integer; a union of two types is JSON text
+        kinds = [k for k in kind if k != "null"]
+        kind = kinds[0] if len(kinds) == 1 else None
+    return FIELD_TYPES.get(kind, "string")
 
 
 def template_source(value: str, key: str = "template") -> str:
@@ -118,26 +134,47 @@ def render_batch(batch: dict[str, list], template: str, prompt_column: str) -> d
     return {prompt_column: [compiled.render(**row).strip() for row in rows]}
 
 
-def parse_json_batch(batch: dict[str, list], column: str, fields: list[str]) -> dict[str, list]:
-    """The fields of each JSON output as columns (None when the output is not a JSON object), and `_parsed`."""
+def parse_json_batch(batch: dict[str, list], column: str, fields: dict[str, str]) -> dict[str, list]:
+    """The fields (`Step.json_fields`) of each JSON output as columns, and `_parsed`: False, with every field
+    None, when the output is not a JSON object or a field's value does not fit its type. Map it with
+    `features=parsed_features(...)`."""
     out: dict[str, list] = {name: [] for name in fields}
     out["_parsed"] = []
     for text in batch[column]:
-        try:
-            value = json.loads(text)
-            ok = isinstance(value, dict) and all(_storable(value.get(name)) for name in fields)
-        except (json.JSONDecodeError, TypeError):
-            value, ok = {}, False
-        out["_parsed"].append(ok)
+        cells = _cells(text, fields)
+        out["_parsed"].append(cells is not None)
         for name in fields:
-            field_value = value.get(name) if ok else None
-            out[name].append(json.dumps(field_value) if isinstance(field_value, (dict, list)) else field_value)
+            out[name].append(cells[name] if cells is not None else None)
     return out
 
 
-def _storable(value: Any) -> bool:
-    """Arrow stores integers in 64 bits; a model can write longer ones (a drop, not a crash)."""
-    return not isinstance(value, int) or isinstance(value, bool) or -(2**63) <= value < 2**63
+def parsed_features(features: Features, fields: dict[str, str]) -> Features:
+    """The features of a dataset after `parse_json_batch`. Given to its map, they hold every batch to the schema's
+    types, where types inferred per batch break the map (a field that is an integer in one batch and a float in
+    the next, or null in a whole batch and text in a later one)."""
+    return Features({**features, **{name: Value(kind) for name, kind in fields.items()}, "_parsed": Value("bool")})
+
+
+def _cells(text: Any, fields: dict[str, str]) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+        return {name: _cell(value.get(name), kind) for name, kind in fields.items()}
+    except (TypeError, ValueError, AttributeError):  # not JSON, not an object, or a value of the wrong type
+        return None
+
+
+def _cell(value: Any, kind: str) -> Any:
+    """The value to store in a column of type `kind` (None for a missing field); ValueError when it does not fit."""
+    if value is None or (kind == "string" and isinstance(value, str)) or (kind == "bool" and isinstance(value, bool)):
+        return value
+    if kind == "string":
+        return json.dumps(value)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "int64" and number and isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value  # Arrow stores integers in 64 bits; a model can write longer ones (a drop, not a crash)
+    if kind == "float64" and number and abs(value) <= sys.float_info.max:  # not NaN or infinite (JSON has neither)
+        return float(value)
+    raise ValueError(f"{value!r} does not fit a column of {kind}")
 
 
 def _compile(source: str, where: str) -> None:

@@ -10,7 +10,7 @@ and the fields of a JSON answer become columns.
     accelerate launch recipes/generate.py --config configs/generate/default.yaml
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
@@ -18,7 +18,7 @@ from builders.errors import UserError, exit_on_user_error
 from builders.filters import generation_checks
 from builders.run import Run
 from builders.samples import collect_samples
-from builders.steps import check_columns, parse_json_batch, parse_step, render_batch
+from builders.steps import check_columns, parse_json_batch, parse_step, parsed_features, render_batch
 
 
 @dataclass
@@ -36,6 +36,8 @@ class GenerateConfig(RecipeConfig):
     dedup_column: str | None = knob(None, "near-dedup on this column (default: the last step's output)")
 
 
+SINGLE_STEP_KEYS = ("output_column", "structured_output", "n")  # each step has its own
+
 INFO = RecipeInfo(
     name="generate",
     title="Generated with a prompt template",
@@ -51,6 +53,12 @@ def steps_from(config: GenerateConfig) -> list:
     if config.steps and config.template:
         raise UserError("give either `template` (one step) or `steps` (a chain), not both")
     if config.steps:
+        defaults = {f.name: f.default for f in fields(config)}
+        for key in SINGLE_STEP_KEYS:
+            if getattr(config, key) != defaults[key]:
+                raise UserError(
+                    f"`{key}` applies to `template` only; with `steps`, set it in each step (steps[i].{key})"
+                )
         return [parse_step(raw, i) for i, raw in enumerate(config.steps)]
     if not config.template:
         raise UserError("no prompt template: set `template` (inline or a .jinja file) or `steps`")
@@ -79,8 +87,9 @@ def main(argv=None):
             step.output_column, min_tokens=config.min_tokens, drop_truncated=config.drop_truncated
         )
         if step.json_fields:
-            rows = rows.map(parse_json_batch, batched=True, fn_kwargs={"column": step.output_column,
-                            "fields": step.json_fields}, desc=f"Parsing JSON ({name})")  # fmt: skip
+            rows = rows.map(parse_json_batch, batched=True, features=parsed_features(rows.features, step.json_fields),
+                            fn_kwargs={"column": step.output_column, "fields": step.json_fields},
+                            desc=f"Parsing JSON ({name})")  # fmt: skip
             checks.append(lambda row: (row["_parsed"], "unparseable_json"))
         rows = run.filter(rows, checks, stage=f"filter-{step.output_column}")
         rows = rows.remove_columns([c for c in ("_prompt", "_parsed") if c in rows.column_names])

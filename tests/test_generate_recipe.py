@@ -42,6 +42,19 @@ def test_two_step_chain_uses_the_first_steps_output(tmp_path):
     assert all(p.endswith(q.strip()) for p, q in zip(table["_prompt"], table["question"]))  # step 2 saw step 1
 
 
+def test_two_step_chain_with_n_samples_at_each_step(docs, tmp_path):
+    steps = [
+        {"template": "Ask about {{ text }}", "output_column": "question", "n": 2},
+        {"template": "Answer {{ question }}", "output_column": "answer", "n": 2},
+    ]
+    cfg = config(tmp_path, dataset=str(docs), num_samples=2, max_new_tokens=4, steps=steps, dedup=False)
+    run_recipe("generate", "--config", cfg, "--output_dir", tmp_path / "out")
+    ds = load_dataset(str(tmp_path / "out"), split="train")
+    assert len(ds) == 8  # 2 rows x 2 questions x 2 answers
+    assert ds["sample_index"] == [0, 1] * 4  # the answer's sample, not the question's as well
+    assert ds["question"][::2] == ds["question"][1::2] and len(set(ds["question"])) == 4
+
+
 def test_n_samples_as_rows_or_as_a_list(docs, tmp_path):
     cfg = config(tmp_path, dataset=str(docs), template="Say something about {{ text }}", n=3, dedup=False)
     run_recipe("generate", "--config", cfg, "--output_dir", tmp_path / "rows")
@@ -105,4 +118,13 @@ def test_template_errors_name_the_problem(docs, tmp_path, capsys):
     )
     clash = config(tmp_path, dataset=str(docs), steps=[{"template": "{{ text }}", "output_column": "text"}])
     assert "would overwrite column 'text'" in error_of(capsys, "--config", clash, "--output_dir", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_single_step_keys_beside_steps_are_an_error(docs, tmp_path, capsys):
+    steps = [{"template": "{{ text }}", "output_column": "summary"}]
+    for key, value in [("n", 2), ("output_column", "answer"), ("structured_output", {"choice": ["yes", "no"]})]:
+        cfg = config(tmp_path, dataset=str(docs), steps=steps, **{key: value})
+        message = error_of(capsys, "--config", cfg, "--output_dir", tmp_path / "o")
+        assert f"`{key}` applies to `template` only; with `steps`, set it in each step" in message
     assert not (tmp_path / "o").exists()
