@@ -201,3 +201,41 @@ def test_rows_whose_requests_keep_failing_are_request_failed_drops_kept_as_rejec
     assert len(failed) == 2 and all(r["finish_reason"] == "error" and r["text"] == "" for r in failed)
     kept = load_dataset(str(out), split="train")
     assert len(kept) == 6 and all(t.startswith("out:") for t in kept["text"])  # every other row, no failed one
+
+
+def test_structured_output_is_known_from_the_owner_the_server_lists():
+    with ScriptedServer(owned_by="vllm") as server:
+        assert OpenAIEngine.from_config(config(server.url)).structured_output
+    for owner in (None, "openai"):  # no owner listed, or another server's
+        with ScriptedServer(owned_by=owner) as server:
+            assert not OpenAIEngine.from_config(config(server.url)).structured_output
+
+
+@pytest.mark.parametrize("owner", ["vllm", None])
+def test_curate_seeds_labels_are_parsed_as_free_text_when_the_server_is_not_vllm(owner, tmp_path, caplog):
+    """`structured_labels` is on by default: a server that is not vLLM gets plain requests, and a one-line note."""
+    from builders.prompts.curate_seeds import LABEL_PATTERN
+    from conftest import REPO, run_recipe
+
+    out = tmp_path / "o"
+    with ScriptedServer(
+        reply=lambda body: "Topic: Everyday science\nEducational score: 4/5", owned_by=owner
+    ) as server:
+        run_recipe(
+            "curate_seeds",
+            *("--config", REPO / "configs" / "curate_seeds" / "smoke.yaml", "--output_dir", out),
+            *("--backend", "openai", "--base_url", server.url),
+        )
+    assert len(server.bodies) == 4  # one label per cluster
+    sent = [body.get("structured_outputs") for _, body in server.bodies]
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("structured_labels:")]
+    if owner == "vllm":
+        assert sent == [{"regex": LABEL_PATTERN}] * 4 and notes == []
+    else:
+        assert sent == [None] * 4
+        assert notes == [
+            f"structured_labels: the server at {server.url} offers no structured output (vLLM's is the one used); "
+            "the answers are parsed as free text (set structured_labels: false to skip this note)"
+        ]
+    kept = load_dataset(str(out), split="train")
+    assert len(kept) == 40 and set(zip(kept["topic"], kept["educational_score"])) == {("Everyday science", 4)}
