@@ -130,6 +130,21 @@ class Run:
         )
         return base.replace(**overrides) if overrides else base
 
+    def structured(self, spec: dict, knob: str) -> dict | None:
+        """`spec` for `Sampling.structured` when the engine honours structured output; else None (free text, which
+        the recipe parses), with a one-line note naming the config key `knob` that asked for it."""
+        if getattr(self.engine, "structured_output", False):
+            return spec
+        where = f"the server at {self.config.base_url}" if self.config.base_url else f"backend {self.config.backend}"
+        logger.warning(
+            "%s: %s offers no structured output (vLLM's is the one used); the answers are parsed as free text "
+            "(set %s: false to skip this note)",
+            knob,
+            where,
+            knob,
+        )
+        return None
+
     def generate(
         self,
         ds: Dataset,

@@ -25,6 +25,7 @@ from builders.errors import UserError, exit_on_user_error
 from builders.filters import generation_checks
 from builders.harvest import harvest_rows
 from builders.prompts.case2code import (
+    TEMPLATES,
     choose_shown,
     describe_example,
     inputs_pattern,
@@ -81,8 +82,8 @@ INFO = RecipeInfo(
     paper_url="https://arxiv.org/abs/2407.12504",
     tags=["case2code", "code", "program-synthesis"],
     text_column="prompt",
-    templates="`builders/prompts/case2code/inputs.jinja` (asking for inputs) and thirteen training-prompt templates "
-    "in `builders/prompts/case2code/`",
+    templates="`builders/prompts/case2code/inputs.jinja` (asking for inputs) and "
+    f"{len(TEMPLATES)} training-prompt templates in `builders/prompts/case2code/`",
     columns={
         "function": "the harvested function, with the imports it needs (what was run)",
         "examples": "every observed pair: the input (keyword arguments, a dict literal) and the output's repr",

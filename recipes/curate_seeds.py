@@ -67,7 +67,7 @@ class CurateSeedsConfig(RecipeConfig):
         DEFAULT_TEMPLATE, "labelling prompt: a template under builders/prompts or a .jinja file"
     )
     structured_labels: bool = knob(
-        True, "constrain the answer to its JSON shape (a regex; vLLM); false for backends without it"
+        True, "constrain the answer to its JSON shape (a regex; vLLM or a vLLM server; elsewhere free text is parsed)"
     )
     min_educational_score: int = knob(3, f"drop clusters scored under this ({SCORE_MIN} to {SCORE_MAX})")
     # a label is a short judgement, not a text: greedy, and few tokens
@@ -150,7 +150,7 @@ def main(argv=None):
 
     central = central_texts(seeds, text, central_rows(seeds, clusters.num_clusters, config.examples_per_cluster))
     prompts = cluster_prompts(central, sizes, config.label_template, config.example_chars)
-    structured = {"regex": LABEL_PATTERN} if config.structured_labels else None
+    structured = run.structured({"regex": LABEL_PATTERN}, "structured_labels") if config.structured_labels else None
     answers = run.generate(
         prompts,
         prompt_column="prompt",

@@ -1,108 +1,18 @@
 """The OpenAI engine against a scripted OpenAI-compatible server on 127.0.0.1: what it sends, how it retries,
 what a request that keeps failing becomes, and what it refuses at start-up. A real vLLM server is used in
-tests/test_openai_server.py; this one can answer 429, 503 or 400 on demand."""
+tests/test_openai_server.py; this one (tests/scripted_server.py) can answer 429, 503 or 400 on demand."""
 
 import json
-import threading
-import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
 from datasets import load_dataset
+from scripted_server import ScriptedServer
 
 from builders.engines import Sampling
 from builders.engines.openai_engine import OpenAIEngine, sample_seed
 from builders.errors import UserError
-
-
-class ScriptedServer:
-    """Answers like vLLM's server; `script(body, attempt)` may return (status, headers) to fail a request."""
-
-    def __init__(self, script=None, models=("tiny-random",), api_key=None, delay=0.02):
-        self.script = script or (lambda body, attempt: None)
-        self.models, self.api_key, self.delay = models, api_key, delay
-        self.bodies: list[tuple[str, dict]] = []
-        self.attempts: Counter = Counter()
-        self.in_flight = self.max_in_flight = 0
-        self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _handler(self):
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, status, body, headers=None):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self):
-                if outer.api_key and self.headers.get("Authorization") != f"Bearer {outer.api_key}":
-                    return self._send(401, {"error": {"message": "bad key"}})
-                self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in outer.models]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                key = json.dumps(body.get("prompt") or body.get("messages")) + str(body.get("seed"))
-                with outer.lock:
-                    outer.bodies.append((self.path, body))
-                    outer.attempts[key] += 1
-                    attempt = outer.attempts[key]
-                    outer.in_flight += 1
-                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
-                try:
-                    time.sleep(outer.delay)
-                    failure = outer.script(body, attempt)
-                    if failure:
-                        status, headers = failure
-                        return self._send(status, {"error": {"message": f"scripted {status}"}}, headers)
-                    text = f"out:{body.get('seed')}"
-                    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
-                    if self.path.endswith("/chat/completions"):
-                        choice = {
-                            "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
-                        }
-                        obj = "chat.completion"
-                    else:
-                        choice = {"index": 0, "text": text, "finish_reason": "length"}
-                        obj = "text_completion"
-                    self._send(
-                        200,
-                        {
-                            "id": "x",
-                            "object": obj,
-                            "created": 0,
-                            "model": body["model"],
-                            "choices": [choice],
-                            "usage": usage,
-                        },
-                    )
-                finally:
-                    with outer.lock:
-                        outer.in_flight -= 1
-
-        return Handler
 
 
 def engine_for(server, **kw):
@@ -291,3 +201,41 @@ def test_rows_whose_requests_keep_failing_are_request_failed_drops_kept_as_rejec
     assert len(failed) == 2 and all(r["finish_reason"] == "error" and r["text"] == "" for r in failed)
     kept = load_dataset(str(out), split="train")
     assert len(kept) == 6 and all(t.startswith("out:") for t in kept["text"])  # every other row, no failed one
+
+
+def test_structured_output_is_known_from_the_owner_the_server_lists():
+    with ScriptedServer(owned_by="vllm") as server:
+        assert OpenAIEngine.from_config(config(server.url)).structured_output
+    for owner in (None, "openai"):  # no owner listed, or another server's
+        with ScriptedServer(owned_by=owner) as server:
+            assert not OpenAIEngine.from_config(config(server.url)).structured_output
+
+
+@pytest.mark.parametrize("owner", ["vllm", None])
+def test_curate_seeds_labels_are_parsed_as_free_text_when_the_server_is_not_vllm(owner, tmp_path, caplog):
+    """`structured_labels` is on by default: a server that is not vLLM gets plain requests, and a one-line note."""
+    from builders.prompts.curate_seeds import LABEL_PATTERN
+    from conftest import REPO, run_recipe
+
+    out = tmp_path / "o"
+    with ScriptedServer(
+        reply=lambda body: "Topic: Everyday science\nEducational score: 4/5", owned_by=owner
+    ) as server:
+        run_recipe(
+            "curate_seeds",
+            *("--config", REPO / "configs" / "curate_seeds" / "smoke.yaml", "--output_dir", out),
+            *("--backend", "openai", "--base_url", server.url),
+        )
+    assert len(server.bodies) == 4  # one label per cluster
+    sent = [body.get("structured_outputs") for _, body in server.bodies]
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("structured_labels:")]
+    if owner == "vllm":
+        assert sent == [{"regex": LABEL_PATTERN}] * 4 and notes == []
+    else:
+        assert sent == [None] * 4
+        assert notes == [
+            f"structured_labels: the server at {server.url} offers no structured output (vLLM's is the one used); "
+            "the answers are parsed as free text (set structured_labels: false to skip this note)"
+        ]
+    kept = load_dataset(str(out), split="train")
+    assert len(kept) == 40 and set(zip(kept["topic"], kept["educational_score"])) == {("Everyday science", 4)}

@@ -51,6 +51,7 @@ class Sampling:
 
 class Engine(Protocol):
     model: str  # what the card names: a Hub id or path, plus revision when known
+    structured_output: bool  # whether it honours `Sampling.structured` (vLLM does; other servers may not)
 
     def generate(self, prompts: list[Prompt], sampling: Sampling, seeds: list[int]) -> list[list[Completion]]:
         """One call for the whole batch; the result is aligned with `prompts`."""

@@ -52,6 +52,8 @@ class OpenAIEngine:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.retries = 0  # requests retried so far, for the run's summary
+        # Structured output goes as vLLM's `structured_outputs`, which only a vLLM server reads: known at start-up
+        self.structured_output = False
         self._last_warning = 0.0
         # One event loop in a background thread serves every call: the client's connections belong to it, and
         # `generate` works the same from a script, a `Dataset.map`, or a notebook that runs its own loop.
@@ -77,7 +79,10 @@ class OpenAIEngine:
     # -- start-up ------------------------------------------------------------------------------------------
 
     def check_server(self, api_key_env: str = "OPENAI_API_KEY") -> None:
-        """Ask `/models` once: an unreachable server, a refused key or a model it does not serve is a UserError."""
+        """Ask `/models` once: an unreachable server, a refused key or a model it does not serve is a UserError.
+
+        A vLLM server lists its models as owned by "vllm"; then `structured_output` is True.
+        """
         import openai
 
         try:
@@ -104,10 +109,12 @@ class OpenAIEngine:
                 f"the server at {self.base_url} serves {', '.join(sorted(served))}, not '{self.model}'; set model "
                 "to the served name (vLLM: --served-model-name)"
             )
+        self.structured_output = served.get(self.model) == "vllm"
 
-    async def _list_models(self) -> list[str]:
+    async def _list_models(self) -> dict[str, str | None]:
+        """Served model name -> its owner."""
         page = await self.client.with_options(timeout=STARTUP_CHECK_TIMEOUT_S).models.list()
-        return [m.id for m in page.data]
+        return {m.id: getattr(m, "owned_by", None) for m in page.data}
 
     # -- the Engine interface ------------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ def _cpu_defaults() -> None:
 
 
 class VLLMEngine:
+    structured_output = True
+
     def __init__(self, llm, model: str):
         self.llm = llm
         self.model = model

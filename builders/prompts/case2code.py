@@ -3,7 +3,7 @@
 `inputs_prompt` asks a model for about ten calls of a function as a list of dicts; `parse_inputs` reads the
 answer with `ast.literal_eval` only (a `dict(a=1)` call is rewritten into a dict literal first; nothing is
 ever evaluated). `training_prompt` shows m of a function's observed input/output pairs through one of the
-templates in `case2code/` (twelve ways of asking), chosen by (seed, row).
+`TEMPLATES` in `case2code/` (each its own way of asking), chosen by (seed, row).
 """
 
 from __future__ import annotations
