@@ -111,8 +111,9 @@ def reasoning_checks(
     close_tag: str = CLOSE_TAG,
 ) -> list[Check]:
     """Checks on parsed rows (`reasoning`, `answer`, `think_closed`, `finish_reason`), in this order:
-    failed request, truncated, no closed think block, a stray tag left in the trace or the answer, empty answer, answer in another language than the
-    question, looping trace, wrong final answer (only where the row has a numeric reference answer).
+    failed request, truncated, no closed think block, a stray tag left in the trace or the answer, empty answer,
+    answer in another language than the question, looping trace, wrong final answer (only where the row has a
+    math reference answer: a number, or a marked `\\boxed{}` / `####` answer).
     """
 
     def request_ok(row):
@@ -141,7 +142,7 @@ def reasoning_checks(
     def correct(row):
         reference = parse_reference(row.get(reference_column))
         if reference is None:
-            return True, None  # nothing to compare with (no reference, or not a number)
+            return True, None  # nothing to compare with (no reference, or not a math answer)
         predicted = extract_final_answer(row["answer"])
         return answers_match(predicted, reference, tolerance), "wrong_answer"
 

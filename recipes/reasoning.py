@@ -3,7 +3,7 @@
 The method (as in the open distillations of DeepSeek-R1 and Qwen3): ask a model that thinks before it
 answers, keep its trace and its answer apart, and drop what a trainer should not see: traces that never
 close, empty or truncated answers, answers in another language than the question, traces that loop,
-and, where the question has a numeric reference answer, wrong final answers.
+and, where the question has a math reference answer, wrong final answers.
 
     python recipes/reasoning.py --config configs/reasoning/demo.yaml
     accelerate launch recipes/reasoning.py --config configs/reasoning/default.yaml
@@ -42,7 +42,9 @@ class ReasoningConfig(RecipeConfig):
 
     instruction_column: str = knob("instruction", "column holding the question (or instruction)")
     input_column: str = knob("input", "column holding the instruction's input, appended when present (Alpaca)")
-    reference_column: str | None = knob(None, "column with reference answers; numeric ones check the final answer")
+    reference_column: str | None = knob(
+        None, "column with reference answers; math ones (numbers, \\boxed{}) check the final answer"
+    )
     prefill_think: bool = knob(False, "start the model's reply with open_tag (models that do not think on their own)")
     open_tag: str = knob(OPEN_TAG, "tag that opens the reasoning trace")
     close_tag: str = knob(CLOSE_TAG, "tag that closes the reasoning trace")

@@ -7,7 +7,7 @@ in English and in Chinese.
 import pytest
 
 from builders.filters import apply_checks
-from builders.math_answers import answers_match, extract_final_answer, parse_number, parse_reference
+from builders.math_answers import answers_match, extract_final_answer, parse_answer, parse_number, parse_reference
 from builders.reasoning import (
     assistant_content,
     forced_answer_prefill,
@@ -126,6 +126,53 @@ def test_numbers_compare_exactly_or_within_tolerance():
     assert parse_number("1,234.5").value == parse_number("1234.5").value
     assert not answers_match("3.1416", parse_reference("3.14159"))
     assert answers_match("3.1416", parse_reference("3.14159"), tolerance=1e-4)
+
+
+@pytest.mark.parametrize(
+    "answer, reference",
+    [
+        ("So the answer is $\\boxed{\\frac{1}{\\sqrt{2}}}$.", "1"),
+        ("The length is \\boxed{2\\sqrt{3}}.", "2"),
+        ("The area is \\boxed{12\\pi}.", "12"),
+        ("The area is \\boxed{12\\pi} square units.", "\\boxed{12}"),
+        ("Hence \\boxed{x^2 + 1}.", "\\boxed{x^2 + 2}"),  # two expressions that share a digit
+        ("The answer is \\boxed{3x}.", "3"),
+        ("The diagonal of the square is $2\\sqrt{3}$.", "3"),  # no marker: the last formula, read whole
+        ("\\boxed{x + 1}", "\\boxed{y + 1}"),
+        ("\\boxed{\\frac{2}{3}\\pi}", "\\frac{2}{3}"),
+    ],
+)
+def test_an_answer_that_merely_contains_the_references_digits_is_wrong(answer, reference):
+    assert not answers_match(extract_final_answer(answer), parse_reference(reference))
+
+
+@pytest.mark.parametrize(
+    "answer, reference",
+    [
+        ("\\boxed{0.5}", "\\frac{1}{2}"),
+        ("\\boxed{\\frac{\\sqrt{2}}{2}}", "\\boxed{\\frac{1}{\\sqrt{2}}}"),
+        ("The side is \\boxed{2\\sqrt{3}} cm.", "\\sqrt{12}"),
+        ("The circumference is $\\boxed{6\\pi}$.", "\\boxed{2 \\cdot 3\\pi}"),
+        ("The population is \\boxed{1 000}.", "1,000"),  # a space as the thousands separator
+        ("The answer is 50 percent.", "0.5"),  # a percentage matches its fraction (and its number)
+        ("\\boxed{2^{10}}", "1024"),
+        ("\\boxed{3 \\times 4 \\div 2}", "6"),
+        ("\\boxed{\\dfrac{\\pi}{2}}", "1.5707963267948966"),
+        ("\\boxed{\\sqrt[3]{8}}", "2"),
+        ("so $x = \\tfrac{3}{2}$.", "1.5"),
+        ("\\boxed{\\dfrac{a}{b}}", "\\boxed{\\frac{a}{b}}"),  # not numbers: the normalised strings are compared
+    ],
+)
+def test_equivalent_forms_of_one_answer_match(answer, reference):
+    assert answers_match(extract_final_answer(answer), parse_reference(reference))
+
+
+def test_the_evaluator_does_arithmetic_only():
+    assert parse_number("10^{10^{10}}") is None  # too large to be an answer; refused at once, never computed
+    assert parse_number("\\sqrt{-4}") is None and parse_number("\\frac{1}{0}") is None
+    assert parse_number("2 3") is None  # two numbers side by side are not one number
+    assert parse_answer("__import__('os').getcwd()").value is None
+    assert parse_answer("(1, 2)").value is None and parse_answer("2\\pi r").value is None
 
 
 def test_only_numeric_references_are_checked():
