@@ -27,6 +27,7 @@ from builders.reasoning import (
     OPEN_TAG,
     assistant_content,
     forced_answer_prefill,
+    needs_forcing,
     parse_thinking,
     question_text,
     reasoning_checks,
@@ -124,7 +125,7 @@ def force_answers(run, parsed, config, prefill):
     and the model answers after it."""
 
     def to_force(row) -> bool:
-        return not row["think_closed"] and (row["finish_reason"] == "length" or config.force_unclosed)
+        return needs_forcing(row["think_closed"], row["finish_reason"], config.force_unclosed)
 
     out_of_budget = parsed.filter(to_force, desc="Finding traces out of budget")
     if len(out_of_budget) == 0:
@@ -174,9 +175,11 @@ def to_messages(batch, *, config):
 
 def format_note(config, template_opens, prefill):
     opened_by = "the chat template" if template_opens else "a prefill of the reply" if prefill else "the model itself"
+    forced = "Traces that hit `max_new_tokens`" + (
+        " or that the model ended without closing the block" if config.force_unclosed else ""
+    )
     forcing = (
-        f" Traces that hit `max_new_tokens` were closed and answered in up to {config.answer_max_new_tokens} tokens "
-        "(budget forcing)."
+        f" {forced} were closed and answered in up to {config.answer_max_new_tokens} tokens (budget forcing)."
         if config.budget_forcing
         else ""
     )
