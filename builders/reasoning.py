@@ -62,6 +62,18 @@ def unclosed_trace(text: str, open_tag: str = OPEN_TAG) -> str:
     return text.split(open_tag, 1)[1].strip() if open_tag in text else text.strip()
 
 
+def needs_forcing(closed: bool, finish_reason: str, force_unclosed: bool = False) -> bool:
+    """Budget forcing: whether to close this output's trace ourselves and ask the model for the answer after it.
+
+    A trace cut off by the token limit always is. A trace the model ended itself without closing the block (small
+    models answer inside it and stop) is only with `force_unclosed`; otherwise the checks drop it as
+    `no_closed_think_block`. A failed request is never forced: it stays a `request_failed` drop.
+    """
+    if closed or finish_reason == "error":
+        return False
+    return finish_reason == "length" or force_unclosed
+
+
 def forced_answer_prefill(text: str, open_tag: str = OPEN_TAG, close_tag: str = CLOSE_TAG) -> str:
     """Budget forcing: the reply so far (prefill + output), closed, so that the model writes the answer next."""
     return f"{open_tag}\n{unclosed_trace(text, open_tag)}\n{close_tag}\n\n"
@@ -111,8 +123,9 @@ def reasoning_checks(
     close_tag: str = CLOSE_TAG,
 ) -> list[Check]:
     """Checks on parsed rows (`reasoning`, `answer`, `think_closed`, `finish_reason`), in this order:
-    failed request, truncated, no closed think block, a stray tag left in the trace or the answer, empty answer, answer in another language than the
-    question, looping trace, wrong final answer (only where the row has a numeric reference answer).
+    failed request, truncated, no closed think block, a stray tag left in the trace or the answer, empty answer,
+    answer in another language than the question, looping trace, wrong final answer (only where the row has a
+    math reference answer: a number, or a marked `\\boxed{}` / `####` answer).
     """
 
     def request_ok(row):
@@ -141,7 +154,7 @@ def reasoning_checks(
     def correct(row):
         reference = parse_reference(row.get(reference_column))
         if reference is None:
-            return True, None  # nothing to compare with (no reference, or not a number)
+            return True, None  # nothing to compare with (no reference, or not a math answer)
         predicted = extract_final_answer(row["answer"])
         return answers_match(predicted, reference, tolerance), "wrong_answer"
 

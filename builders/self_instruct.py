@@ -383,13 +383,13 @@ class TaskPool:
         reason = instruction_rule(task["instruction"])
         if reason is None and self.full:
             reason = "target_reached"
+        # every task gets both similarity columns, null when the novelty test was not reached (a rule drop, a
+        # full pool): the rejected split's columns would otherwise depend on which drop came first
+        task = {**task, "most_similar_instructions": None, "avg_similarity_score": None}
         if reason is None:
             accepted, similar, avg = self.novelty.add(task["instruction"])
-            task = {
-                **task,
-                "most_similar_instructions": [{"instruction": i, "score": s} for i, s in similar],
-                "avg_similarity_score": avg,
-            }
+            task["most_similar_instructions"] = [{"instruction": i, "score": s} for i, s in similar]
+            task["avg_similarity_score"] = avg
             reason = None if accepted else "too_similar"
         if reason is None:
             self.accepted.append(task)

@@ -3,7 +3,7 @@
 The method (as in the open distillations of DeepSeek-R1 and Qwen3): ask a model that thinks before it
 answers, keep its trace and its answer apart, and drop what a trainer should not see: traces that never
 close, empty or truncated answers, answers in another language than the question, traces that loop,
-and, where the question has a numeric reference answer, wrong final answers.
+and, where the question has a math reference answer, wrong final answers.
 
     python recipes/reasoning.py --config configs/reasoning/demo.yaml
     accelerate launch recipes/reasoning.py --config configs/reasoning/default.yaml
@@ -27,6 +27,7 @@ from builders.reasoning import (
     OPEN_TAG,
     assistant_content,
     forced_answer_prefill,
+    needs_forcing,
     parse_thinking,
     question_text,
     reasoning_checks,
@@ -42,7 +43,9 @@ class ReasoningConfig(RecipeConfig):
 
     instruction_column: str = knob("instruction", "column holding the question (or instruction)")
     input_column: str = knob("input", "column holding the instruction's input, appended when present (Alpaca)")
-    reference_column: str | None = knob(None, "column with reference answers; numeric ones check the final answer")
+    reference_column: str | None = knob(
+        None, "column with reference answers; math ones (numbers, \\boxed{}) check the final answer"
+    )
     prefill_think: bool = knob(False, "start the model's reply with open_tag (models that do not think on their own)")
     open_tag: str = knob(OPEN_TAG, "tag that opens the reasoning trace")
     close_tag: str = knob(CLOSE_TAG, "tag that closes the reasoning trace")
@@ -122,7 +125,7 @@ def force_answers(run, parsed, config, prefill):
     and the model answers after it."""
 
     def to_force(row) -> bool:
-        return not row["think_closed"] and (row["finish_reason"] == "length" or config.force_unclosed)
+        return needs_forcing(row["think_closed"], row["finish_reason"], config.force_unclosed)
 
     out_of_budget = parsed.filter(to_force, desc="Finding traces out of budget")
     if len(out_of_budget) == 0:
@@ -172,9 +175,11 @@ def to_messages(batch, *, config):
 
 def format_note(config, template_opens, prefill):
     opened_by = "the chat template" if template_opens else "a prefill of the reply" if prefill else "the model itself"
+    forced = "Traces that hit `max_new_tokens`" + (
+        " or that the model ended without closing the block" if config.force_unclosed else ""
+    )
     forcing = (
-        f" Traces that hit `max_new_tokens` were closed and answered in up to {config.answer_max_new_tokens} tokens "
-        "(budget forcing)."
+        f" {forced} were closed and answered in up to {config.answer_max_new_tokens} tokens (budget forcing)."
         if config.budget_forcing
         else ""
     )

@@ -2,6 +2,7 @@
 
 import json
 
+import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
@@ -41,7 +42,6 @@ def test_queries_and_answers_come_from_the_model_alone(smoke_output):
         assert "<|im_end|>" not in row["instruction"] and "<|im_start|>" not in row["instruction"]
         assert row["model"] == "tiny-random"
         assert row["generation"]["query_temperature"] == 1.0 and row["generation"]["turns"] == 1
-    assert len(set(ds["instruction"])) == len(ds)  # exact duplicates were removed
     stats = stats_of(smoke_output)
     names = [s["name"] for s in stats["stages"]]
     assert names == ["input", "query", "filter_queries", "dedup_queries", "response", "filter_responses"]
@@ -50,6 +50,27 @@ def test_queries_and_answers_come_from_the_model_alone(smoke_output):
     card = DatasetCard.load(smoke_output / "README.md")
     assert "magpie" in card.data.tags
     assert "## Pre-query prefix" in card.text and "<|im_start|>user" in card.text
+
+
+def test_duplicate_queries_are_dropped_and_counted(tmp_path):
+    """Greedy sampling from one prefix writes the same query every time: the dedup stage must drop every copy
+    but one and count them. (The tiny model's sampled noise never repeats, so the smoke run cannot show it.)"""
+    out = tmp_path / "greedy"
+    run_recipe("magpie", "--config", SMOKE, "--output_dir", out, "--query_temperature", 0, "--keep_rejected")
+    stages = {s["name"]: s for s in stats_of(out)["stages"]}
+    dedup = stages["dedup_queries"]
+    # the dedup stage's input, rebuilt from the output: what it dropped and what it passed on
+    rejected = pq.read_table(out / "rejected").to_pylist()
+    removed = [json.loads(r["row"])["instruction"] for r in rejected if r["stage"] == "dedup_queries"]
+    passed = [json.loads(r["row"])["instruction"] for r in rejected if r["stage"] == "filter_responses"]
+    passed += load_dataset(str(out), split="train")["instruction"]
+    queries = removed + passed
+    assert len(queries) == dedup["rows_in"] == stages["filter_queries"]["rows_out"]
+    duplicates = len(queries) - len(set(queries))
+    assert duplicates > 0, "greedy queries should repeat"
+    assert dedup["rows_in"] - dedup["rows_out"] == duplicates
+    assert dedup["dropped"] == {"exact_duplicate": duplicates}
+    assert len(set(passed)) == len(passed)
 
 
 def test_system_prompt_and_follow_up_turns(tmp_path):

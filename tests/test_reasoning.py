@@ -7,10 +7,11 @@ in English and in Chinese.
 import pytest
 
 from builders.filters import apply_checks
-from builders.math_answers import answers_match, extract_final_answer, parse_number, parse_reference
+from builders.math_answers import answers_match, extract_final_answer, parse_answer, parse_number, parse_reference
 from builders.reasoning import (
     assistant_content,
     forced_answer_prefill,
+    needs_forcing,
     parse_thinking,
     question_text,
     reasoning_checks,
@@ -18,6 +19,7 @@ from builders.reasoning import (
     unclosed_trace,
 )
 from builders.repetition import repeated_ngram_fraction, text_units
+from conftest import REPO, load_recipe
 
 QWEN3_OUTPUT = (
     "<think>\nOkay, the user wants 17 times 23. Let me break it down: 17 times 20 is 340, and 17 times 3 is 51. "
@@ -126,6 +128,53 @@ def test_numbers_compare_exactly_or_within_tolerance():
     assert parse_number("1,234.5").value == parse_number("1234.5").value
     assert not answers_match("3.1416", parse_reference("3.14159"))
     assert answers_match("3.1416", parse_reference("3.14159"), tolerance=1e-4)
+
+
+@pytest.mark.parametrize(
+    "answer, reference",
+    [
+        ("So the answer is $\\boxed{\\frac{1}{\\sqrt{2}}}$.", "1"),
+        ("The length is \\boxed{2\\sqrt{3}}.", "2"),
+        ("The area is \\boxed{12\\pi}.", "12"),
+        ("The area is \\boxed{12\\pi} square units.", "\\boxed{12}"),
+        ("Hence \\boxed{x^2 + 1}.", "\\boxed{x^2 + 2}"),  # two expressions that share a digit
+        ("The answer is \\boxed{3x}.", "3"),
+        ("The diagonal of the square is $2\\sqrt{3}$.", "3"),  # no marker: the last formula, read whole
+        ("\\boxed{x + 1}", "\\boxed{y + 1}"),
+        ("\\boxed{\\frac{2}{3}\\pi}", "\\frac{2}{3}"),
+    ],
+)
+def test_an_answer_that_merely_contains_the_references_digits_is_wrong(answer, reference):
+    assert not answers_match(extract_final_answer(answer), parse_reference(reference))
+
+
+@pytest.mark.parametrize(
+    "answer, reference",
+    [
+        ("\\boxed{0.5}", "\\frac{1}{2}"),
+        ("\\boxed{\\frac{\\sqrt{2}}{2}}", "\\boxed{\\frac{1}{\\sqrt{2}}}"),
+        ("The side is \\boxed{2\\sqrt{3}} cm.", "\\sqrt{12}"),
+        ("The circumference is $\\boxed{6\\pi}$.", "\\boxed{2 \\cdot 3\\pi}"),
+        ("The population is \\boxed{1 000}.", "1,000"),  # a space as the thousands separator
+        ("The answer is 50 percent.", "0.5"),  # a percentage matches its fraction (and its number)
+        ("\\boxed{2^{10}}", "1024"),
+        ("\\boxed{3 \\times 4 \\div 2}", "6"),
+        ("\\boxed{\\dfrac{\\pi}{2}}", "1.5707963267948966"),
+        ("\\boxed{\\sqrt[3]{8}}", "2"),
+        ("so $x = \\tfrac{3}{2}$.", "1.5"),
+        ("\\boxed{\\dfrac{a}{b}}", "\\boxed{\\frac{a}{b}}"),  # not numbers: the normalised strings are compared
+    ],
+)
+def test_equivalent_forms_of_one_answer_match(answer, reference):
+    assert answers_match(extract_final_answer(answer), parse_reference(reference))
+
+
+def test_the_evaluator_does_arithmetic_only():
+    assert parse_number("10^{10^{10}}") is None  # too large to be an answer; refused at once, never computed
+    assert parse_number("\\sqrt{-4}") is None and parse_number("\\frac{1}{0}") is None
+    assert parse_number("2 3") is None  # two numbers side by side are not one number
+    assert parse_answer("__import__('os').getcwd()").value is None
+    assert parse_answer("(1, 2)").value is None and parse_answer("2\\pi r").value is None
 
 
 def test_only_numeric_references_are_checked():
@@ -243,3 +292,89 @@ def test_language_check_reads_the_prose_not_the_code_or_the_math():
     )
     assert [check(zh_code)[1] for check in checks if not check(zh_code)[0]] == []
     assert [check(en_code)[1] for check in checks if not check(en_code)[0]] == ["answer_language_differs"]
+
+
+# --- budget forcing of traces the model left open (force_unclosed) ---------------------------------------------
+
+# SmolLM2-135M with `<think>` prefilled: it answers inside the block and stops, never writing `</think>`.
+ANSWERED_INSIDE = "Alice has 3 apples and buys 2 more. 3 + 2 = 5, so she has 5 apples."
+
+
+def test_force_unclosed_decides_which_open_traces_are_closed():
+    parsed = parse_thinking(ANSWERED_INSIDE, started_inside=True)
+    assert not parsed.closed and parsed.opened
+    # by default only a trace cut by the token limit is closed; one the model ended itself is dropped
+    assert needs_forcing(parsed.closed, "length") and not needs_forcing(parsed.closed, "stop")
+    row = parsed_row("How many apples does Alice have?", ANSWERED_INSIDE, reference="5", started_inside=True)
+    checks = reasoning_checks(reference_column="reference_answer")
+    assert next(reason for keep, reason in (check(row) for check in checks) if not keep) == "no_closed_think_block"
+    # with force_unclosed it is closed too; closed traces and failed requests never are
+    assert needs_forcing(parsed.closed, "stop", force_unclosed=True)
+    assert not needs_forcing(True, "stop", force_unclosed=True) and not needs_forcing(True, "length")
+    assert not needs_forcing(False, "error", force_unclosed=True)
+
+
+class AnsweringRun:
+    """Stands in for `Run` in `force_answers`: the model answers every closed trace with the same sentence."""
+
+    answer = "Alice has 5 apples."
+
+    def __init__(self):
+        self.prompts = []
+
+    def sampling(self, **overrides):
+        return overrides
+
+    def generate(self, ds, *, prompt_column, output_column, stage, sampling):
+        self.prompts += ds[prompt_column]
+        return ds.map(lambda row: {output_column: self.answer, "finish_reason": "stop", "completion_tokens": 5})
+
+
+@pytest.mark.parametrize("force_unclosed", [False, True])
+def test_force_unclosed_in_the_recipe(force_unclosed):
+    """Without the option an output that stopped inside the block is dropped as `no_closed_think_block`; with it
+    the trace is closed, the model answers after it, and the row is kept."""
+    from datasets import Dataset
+
+    from builders.config import parse_config
+    from builders.data import ROW_ID
+
+    recipe = load_recipe("reasoning")
+    smoke = str(REPO / "configs" / "reasoning" / "smoke.yaml")
+    config = parse_config(recipe.ReasoningConfig, ["--config", smoke, "--force_unclosed", str(force_unclosed)])
+    question = "How many apples does Alice have? She has 3 and buys 2 more."
+    prefill = "<think>\n"
+    outputs = [  # (output, finish_reason): stopped inside the block, cut by the token limit, closed by the model
+        (ANSWERED_INSIDE, "stop"),
+        ("Alice starts with 3 apples. She buys", "length"),
+        ("3 + 2 = 5.\n</think>\n\nAlice has 5 apples.", "stop"),
+    ]
+    rows = [
+        {
+            ROW_ID: i,
+            "question": question,
+            "prompt": [{"role": "user", "content": question}, {"role": "assistant", "content": prefill}],
+            "output": output,
+            "finish_reason": finish_reason,
+            "completion_tokens": 20,
+            "reference_answer": "5",
+        }
+        for i, (output, finish_reason) in enumerate(outputs)
+    ]
+    parsed = Dataset.from_list(rows).map(
+        recipe.split_outputs, batched=True, fn_kwargs={"config": config, "started_inside": True}
+    )
+    run = AnsweringRun()
+    forced = recipe.force_answers(run, parsed, config, prefill)
+
+    assert len(run.prompts) == (2 if force_unclosed else 1)  # the cut trace is closed either way
+    if force_unclosed:
+        assert run.prompts[0][-1] == {"role": "assistant", "content": f"<think>\n{ANSWERED_INSIDE}\n</think>\n\n"}
+    first = forced[0]
+    assert first["think_closed"] is force_unclosed
+    kept, _, counts = apply_checks(forced, reasoning_checks(reference_column="reference_answer"), desc="checks")
+    if force_unclosed:
+        assert (first["reasoning"], first["answer"]) == (ANSWERED_INSIDE, AnsweringRun.answer)
+        assert kept[ROW_ID] == [0, 1, 2] and not counts
+    else:
+        assert kept[ROW_ID] == [1, 2] and dict(counts) == {"no_closed_think_block": 1}

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from datasets import Dataset
 from rouge_score import rouge_scorer
 
 from builders.config import parse_config
@@ -309,6 +310,31 @@ def test_task_pool_accepts_in_order_and_says_why_not():
     expected = rouge_scorer.RougeScorer(["rougeL"]).score(offers[0]["instruction"], offers[1]["instruction"])
     assert closest == {"instruction": offers[0]["instruction"], "score": expected["rougeL"].fmeasure}
     assert [r["_drop_reason"] for r in pool.rejected] == ["too_similar", "too_similar", "too_short", "target_reached"]
+
+
+def test_rejected_tasks_keep_their_similarity_columns_whatever_was_dropped_first():
+    """The recipe writes `Dataset.from_list(pool.rejected)`: a rule drop first must not cost the later
+    `too_similar` rows their `most_similar_instructions` and `avg_similarity_score`."""
+    seeds = read_seed_tasks(str(shared_data("seed_tasks.jsonl")))
+    pool = TaskPool(seeds, target=5, keep_rejected=True)
+    offers = [
+        {"instruction": "Draw a map.", "input": "", "output": "A map."},  # a rule drop (too short) comes first
+        {"instruction": seeds[7]["instruction"], "input": "", "output": "..."},  # a seed: too similar
+    ]
+    assert [pool.offer(t) for t in offers] == ["too_short", "too_similar"]
+    rejected = Dataset.from_list(pool.rejected)
+    assert rejected.column_names == [
+        "instruction",
+        "input",
+        "output",
+        "most_similar_instructions",
+        "avg_similarity_score",
+        "_drop_reason",
+    ]
+    rule_drop, too_similar = rejected
+    assert rule_drop["most_similar_instructions"] is None and rule_drop["avg_similarity_score"] is None
+    assert too_similar["most_similar_instructions"][0] == {"instruction": seeds[7]["instruction"], "score": 1.0}
+    assert 0 < too_similar["avg_similarity_score"] < 1
 
 
 def test_regex_flags_are_read_as_text():

@@ -7,6 +7,7 @@ format, which exercises parsing, the rules, the novelty filter, classification a
 
 import json
 import shutil
+from collections import Counter
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -91,14 +92,17 @@ def test_alpaca_mode_rows_columns_and_funnel(alpaca_output):
     assert stages["novelty"]["rows_out"] == 10
     card = DatasetCard.load(alpaca_output / "README.md")
     assert "self-instruct" in card.data.tags and "| novelty |" in card.text
+    # every task the loop dropped is in the rejected split with its reason (target_reached > 0: never empty)
     rejected = rows_of(alpaca_output, "rejected")
-    assert {r["reason"] for r in rejected} <= {
-        "target_reached",
-        "too_similar",
-        "too_short",
-        "too_long",
-        "blacklisted_word",
-    }
+    assert Counter(r["reason"] for r in rejected) == Counter(stages["filter"]["dropped"]) + Counter(
+        stages["novelty"]["dropped"]
+    )
+    assert {r["stage"] for r in rejected} == {"bootstrap"}
+    for r in rejected:
+        task = json.loads(r["row"])
+        assert set(task) == set(columns)
+        if r["reason"] == "too_similar":
+            assert task["most_similar_instructions"][0]["score"] > 0.7
 
 
 def test_alpaca_mode_similarity_records_are_rouge_scores_against_the_pool(alpaca_output):
