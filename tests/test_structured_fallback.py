@@ -1,0 +1,88 @@
+"""Recipes whose structured output is vLLM's, run against a server that is not vLLM: the requests go without it,
+one line per setting says so, and the free-text answers are parsed. Each recipe runs against the scripted server
+(tests/scripted_server.py) twice: listed as owned by "vllm" (structured output sent) and with no owner (none sent).
+Seed curation's test is in tests/test_openai_engine.py."""
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from scripted_server import ScriptedServer, last_user_message
+
+from conftest import REPO, run_recipe
+
+OWNERS = ["vllm", None]
+
+
+def run_scripted(recipe, owner, reply, caplog, *args):
+    """Run `recipe` against a scripted server; (the structured output of each request, the notes, the server URL)."""
+    with ScriptedServer(reply=reply, owned_by=owner) as server:
+        run_recipe(recipe, *args, "--backend", "openai", "--base_url", server.url)
+    sent = [structured_of(body) for _, body in server.bodies]
+    notes = [r.getMessage() for r in caplog.records if "offers no structured output" in r.getMessage()]
+    return sent, notes, server.url
+
+
+def structured_of(body):
+    """What a request asked for: vLLM's `structured_outputs`, a `response_format` JSON schema, or None."""
+    if "response_format" in body:
+        return {"json": body["response_format"]["json_schema"]["schema"]}
+    return body.get("structured_outputs")
+
+
+def note(what, url, off=None):
+    skip = f" ({off} to skip this note)" if off else ""
+    return (
+        f"{what}: the server at {url} offers no structured output (vLLM's is the one used); "
+        f"the answers are parsed as free text{skip}"
+    )
+
+
+def stages_of(out):
+    return {s["name"]: s for s in json.loads((out / "stats.json").read_text())["stages"]}
+
+
+# -- Self-Instruct: the task lists, the Yes/No classification, the instances -----------------------------------
+
+TASKS = {  # instruction -> is it a classification task
+    "Decide whether the given chess move is legal or illegal.": True,
+    "Tell if the given bird call belongs to an owl or a crow.": True,
+    "Suggest three names for a bakery that sells only sourdough bread.": False,
+    "Explain why the ocean tides rise twice every day.": False,
+}
+
+
+def self_instruct_reply(body):
+    prompt = last_user_message(body)
+    task = prompt.rsplit("Task: ", 1)[-1].split("\n")[0]
+    if prompt.startswith("Below is a list of tasks"):
+        return "\n".join(f"{9 + i}. {t}" for i, t in enumerate(TASKS))
+    if prompt.startswith("Decide whether"):
+        return "Yes." if TASKS[task] else "No, it asks for free text."
+    if TASKS[task]:  # output first
+        return "Class label: yes\nInput: the first sample\nClass label: no\nInput: the second sample"
+    return "Example 1\nInput: <noinput>\nOutput: the first answer\nExample 2\nInput: a detail\nOutput: the second"
+
+
+@pytest.mark.parametrize("owner", OWNERS)
+def test_self_instruct_classifies_from_free_text_without_structured_output(owner, tmp_path, caplog):
+    out = tmp_path / "si"
+    list_regex, instance_regex = r"(\d+\. .+\n)+", r"(.+\n)+"
+    sent, notes, url = run_scripted(
+        "self_instruct", owner, self_instruct_reply, caplog,
+        "--config", REPO / "configs" / "self_instruct" / "smoke.yaml", "--output_dir", out, "--mode", "self_instruct",
+        "--num_instructions_to_generate", 4, "--list_regex", list_regex, "--instance_regex", instance_regex,
+    )  # fmt: skip
+    asked = [{"regex": list_regex}] * 4 + [{"choice": ["Yes", "No"]}] * 4 + [{"regex": instance_regex}] * 4
+    if owner == "vllm":
+        assert sent == asked and notes == []
+    else:
+        assert sent == [None] * 12
+        assert notes == [
+            note("list_regex", url, "remove list_regex"),
+            note("classify", url),
+            note("instance_regex", url, "remove instance_regex"),
+        ]
+    rows = pq.read_table(out / "data").to_pylist()
+    assert {r["instruction"]: r["is_classification"] for r in rows} == TASKS
+    assert len(rows) == 8 and stages_of(out)["classification"]["dropped"] == {}
