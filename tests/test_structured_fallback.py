@@ -86,3 +86,41 @@ def test_self_instruct_classifies_from_free_text_without_structured_output(owner
     rows = pq.read_table(out / "data").to_pylist()
     assert {r["instruction"]: r["is_classification"] for r in rows} == TASKS
     assert len(rows) == 8 and stages_of(out)["classification"]["dropped"] == {}
+
+
+# -- Case2Code: `inputs_format: json` ---------------------------------------------------------------------------
+
+ANY_VALUE = """
+def kind(value):
+    return type(value).__name__
+
+
+def wrap(value):
+    return [value, value]
+"""
+INPUTS = '{"value": 1}, {"value": "two"}, {"value": [3, 4]}'
+# A vLLM server's answer follows the pattern, which opens the list; without it the answer continues the python
+# format's prefill (an open list in a code block), and parses only when the recipe reads it with the prefill.
+CASE2CODE_REPLIES = {"vllm": f"[{INPUTS}]", None: f"{INPUTS}]\n```"}
+
+
+@pytest.mark.parametrize("owner", OWNERS)
+def test_case2code_json_inputs_fall_back_to_the_python_format(owner, tmp_path, caplog):
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "any_value.py").write_text(ANY_VALUE)
+    out = tmp_path / "out"
+    sent, notes, url = run_scripted(
+        "case2code", owner, lambda body: CASE2CODE_REPLIES[owner], caplog,
+        "--config", REPO / "configs" / "case2code" / "smoke.yaml", "--output_dir", out,
+        "--dataset", tmp_path / "code", "--include", "[]",
+    )  # fmt: skip
+    assert len(sent) == 2  # one answer per function
+    if owner == "vllm":
+        assert all(set(s) == {"regex"} for s in sent) and notes == []
+    else:
+        assert sent == [None, None]
+        assert notes == [note("inputs_format", url, "set inputs_format: python")]
+    rows = pq.read_table(out / "data").to_pylist()
+    assert sorted(r["name"] for r in rows) == ["kind", "wrap"]
+    for row in rows:
+        assert sorted(e["input"] for e in row["examples"]) == ["{'value': 'two'}", "{'value': 1}", "{'value': [3, 4]}"]
