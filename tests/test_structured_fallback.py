@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from scripted_server import ScriptedServer, last_user_message
 
+from builders.prompts.persona_hub import PERSONA_SCHEMA
 from conftest import REPO, run_recipe
 
 OWNERS = ["vllm", None]
@@ -124,3 +125,30 @@ def test_case2code_json_inputs_fall_back_to_the_python_format(owner, tmp_path, c
     assert sorted(r["name"] for r in rows) == ["kind", "wrap"]
     for row in rows:
         assert sorted(e["input"] for e in row["examples"]) == ["{'value': 'two'}", "{'value': 1}", "{'value': [3, 4]}"]
+
+
+# -- Persona Hub: `persona_format: json` ------------------------------------------------------------------------
+
+PERSONA = "A lighthouse keeper who paints the storms she watches at night"
+
+
+def persona_reply(body):
+    """JSON when the prompt asks for it, else a labelled line of text."""
+    prompt = last_user_message(body)
+    return json.dumps({"persona": PERSONA}) if "JSON object" in prompt else f"Persona: {PERSONA}"
+
+
+@pytest.mark.parametrize("owner", OWNERS)
+def test_persona_hub_json_personas_fall_back_to_text(owner, tmp_path, caplog):
+    out = tmp_path / "out"
+    sent, notes, url = run_scripted(
+        "persona_hub", owner, persona_reply, caplog,
+        "--config", REPO / "configs" / "persona_hub" / "smoke.yaml", "--output_dir", out,
+        "--stages", "text_to_persona", "--num_samples", 3, "--persona_format", "json", "--persona_dedup", "false",
+    )  # fmt: skip
+    if owner == "vllm":
+        assert sent == [{"json": PERSONA_SCHEMA}] * 3 and notes == []
+    else:
+        assert sent == [None] * 3
+        assert notes == [note("persona_format", url, "set persona_format: text")]
+    assert pq.read_table(out / "data")["persona"].to_pylist() == [PERSONA] * 3
