@@ -4,13 +4,15 @@ one line per setting says so, and the free-text answers are parsed. Each recipe 
 Seed curation's test is in tests/test_openai_engine.py."""
 
 import json
+import re
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from scripted_server import ScriptedServer, last_user_message
 
 from builders.prompts.persona_hub import PERSONA_SCHEMA
-from conftest import REPO, run_recipe
+from conftest import REPO, run_recipe, write_jsonl
 
 OWNERS = ["vllm", None]
 
@@ -152,3 +154,60 @@ def test_persona_hub_json_personas_fall_back_to_text(owner, tmp_path, caplog):
         assert sent == [None] * 3
         assert notes == [note("persona_format", url, "set persona_format: text")]
     assert pq.read_table(out / "data")["persona"].to_pylist() == [PERSONA] * 3
+
+
+# -- Generate: a step's `structured_output` (a choice, a JSON schema) -------------------------------------------
+
+SCHEMA = {"type": "object", "properties": {"topic": {"type": "string"}, "score": {"type": "integer"}}}
+
+
+def generate_reply(body):
+    """As vLLM would answer when the request asks for a shape; else free text, some of which fits."""
+    prompt = last_user_message(body)
+    i = int(re.search(r"Passage (\d+)", prompt).group(1))
+    if prompt.startswith("Is this about water?"):
+        free = ["**Yes**, it is about water.", "no.", "It might be."][i % 3]
+        return ["yes", "no"][i % 2] if structured_of(body) else free
+    free = ['Here it is:\n```json\n{"topic": "rivers", "score": 7}\n```', "The topic is rivers."][i % 2]
+    return '{"topic": "rivers", "score": 7}' if structured_of(body) else free
+
+
+@pytest.mark.parametrize("owner", OWNERS)
+def test_generate_holds_free_text_answers_to_the_choice_and_the_schema(owner, tmp_path, caplog):
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": f"Passage {i}: rivers carry water."} for i in range(6)])
+    steps = [
+        {"template": "Is this about water? {{ text }}", "output_column": "label",
+         "structured_output": {"choice": ["yes", "no"]}},
+        {"template": "Label: {{ text }}", "output_column": "info", "structured_output": {"json": SCHEMA}},
+    ]  # fmt: skip
+    config = yaml.safe_load((REPO / "configs" / "generate" / "smoke.yaml").read_text())
+    config.update(dataset=str(docs), steps=steps, dedup=False, output_dir=str(tmp_path / "out"))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    sent, notes, url = run_scripted("generate", owner, generate_reply, caplog, "--config", tmp_path / "config.yaml")
+    stages = stages_of(tmp_path / "out")
+    rows = pq.read_table(tmp_path / "out" / "data").to_pylist()
+    if owner == "vllm":
+        assert sent == [{"choice": ["yes", "no"]}] * 6 + [{"json": SCHEMA}] * 6 and notes == []
+        assert len(rows) == 6
+    else:
+        assert sent == [None] * 10  # 6 labels, then the 4 rows that fit
+        assert notes == [note("steps[0].structured_output", url), note("steps[1].structured_output", url)]
+        assert stages["filter-label"]["dropped"] == {"not_a_choice": 2}  # "It might be."
+        assert stages["filter-info"]["dropped"] == {"unparseable_json": 2}  # "The topic is rivers."
+        assert [(r["text"][:9], r["label"]) for r in rows] == [("Passage 0", "yes"), ("Passage 4", "no")]
+    assert all(r["label"] in ("yes", "no") and (r["topic"], r["score"]) == ("rivers", 7) for r in rows)
+    assert all(json.loads(r["info"]) == {"topic": "rivers", "score": 7} for r in rows)
+
+
+def test_generate_refuses_a_regex_python_cannot_read_before_any_generation(tmp_path, capsys):
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": "Passage 0: rivers carry water."}])
+    out = tmp_path / "out"
+    with ScriptedServer() as server, pytest.raises(SystemExit) as exit_:
+        run_recipe(
+            "generate", "--config", REPO / "configs" / "generate" / "smoke.yaml", "--dataset", docs,
+            "--steps", "[]", "--template", "Code for {{ text }}", "--structured_output", '{regex: "[a-z"}',
+            "--output_dir", out, "--backend", "openai", "--base_url", server.url,
+        )  # fmt: skip
+    assert exit_.value.code == 2 and server.bodies == [] and not out.exists()
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: structured_output: the engine has no structured output")
