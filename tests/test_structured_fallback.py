@@ -211,3 +211,30 @@ def test_generate_refuses_a_regex_python_cannot_read_before_any_generation(tmp_p
     assert exit_.value.code == 2 and server.bodies == [] and not out.exists()
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: structured_output: the engine has no structured output")
+
+
+# -- Instructions from documents: `constrain_list` -------------------------------------------------------------
+
+VERBS = ["Explain", "Summarise", "List", "Question", "Compare"]
+
+
+def requests_reply(body):
+    topic = last_user_message(body).split("<document>")[1].split()[0]  # lists differ between documents
+    return "\n".join(f"{k}. {verb} what the document says about {topic} here." for k, verb in enumerate(VERBS, 1))
+
+
+@pytest.mark.parametrize("owner", OWNERS)
+def test_instructions_from_documents_lists_are_parsed_without_structured_output(owner, tmp_path, caplog):
+    out = tmp_path / "out"
+    sent, notes, url = run_scripted(
+        "instructions_from_documents", owner, requests_reply, caplog,
+        "--config", REPO / "configs" / "instructions_from_documents" / "smoke.yaml", "--output_dir", out,
+        "--answer", "false",
+    )  # fmt: skip
+    if owner == "vllm":
+        assert len(sent) == 6 and all(set(s) == {"regex"} for s in sent) and notes == []
+    else:
+        assert sent == [None] * 6
+        assert notes == [note("constrain_list", url, "set constrain_list: false")]
+    stages = stages_of(out)
+    assert stages["parse-lists"]["rows_out"] == 6 and stages["split-lists"]["rows_out"] == 6 * len(VERBS)
