@@ -130,18 +130,18 @@ class Run:
         )
         return base.replace(**overrides) if overrides else base
 
-    def structured(self, spec: dict, knob: str) -> dict | None:
+    def structured(self, spec: dict | None, what: str, off: str | None = None) -> dict | None:
         """`spec` for `Sampling.structured` when the engine honours structured output; else None (free text, which
-        the recipe parses), with a one-line note naming the config key `knob` that asked for it."""
-        if getattr(self.engine, "structured_output", False):
+        the recipe parses), with a one-line note naming what asked for it (`what`: a config key, a stage) and the
+        change that stops asking (`off`, e.g. "set structured_labels: false"). A `spec` of None stays None."""
+        if spec is None or getattr(self.engine, "structured_output", False):
             return spec
         where = f"the server at {self.config.base_url}" if self.config.base_url else f"backend {self.config.backend}"
         logger.warning(
-            "%s: %s offers no structured output (vLLM's is the one used); the answers are parsed as free text "
-            "(set %s: false to skip this note)",
-            knob,
+            "%s: %s offers no structured output (vLLM's is the one used); the answers are parsed as free text%s",
+            what,
             where,
-            knob,
+            f" ({off} to skip this note)" if off else "",
         )
         return None
 

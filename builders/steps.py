@@ -5,6 +5,10 @@ A step is `{template, output_column}` plus optional `system_prompt`, `structured
 overrides (`max_new_tokens`, `temperature`, `top_p`, `top_k`, `repetition_penalty`). Steps run in
 order; each can use the columns the previous steps produced (and the fields of their JSON output).
 
+Without structured output (`backend: openai` and a server that is not vLLM), `fit_batch` holds each free-text
+answer to the shape asked for: the choice it names, the whole answer matching the regex, the JSON object in it;
+an answer that does not fit is dropped (`UNFIT`: the reason for each kind).
+
 The fields of a JSON output become columns typed from the schema, not from the values of a batch: integer
 is int64, number float64, boolean bool, string string. Any other field (array, object, a union of types, no
 type) is a string column that holds the value as JSON text (a string value as it is), so a nested value
@@ -14,6 +18,7 @@ never needs an Arrow struct that could change shape from one output to the next.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,3 +187,61 @@ def _compile(source: str, where: str) -> None:
         environment().parse(source)
     except jinja2.TemplateSyntaxError as err:
         raise UserError(f"{where} is not a valid Jinja template (line {err.lineno}: {err.message})") from None
+
+
+# -- answers written without structured output -----------------------------------------------------------------
+
+UNFIT = {"choice": "not_a_choice", "regex": "no_regex_match", "json": "unparseable_json"}  # drop reason per kind
+_FENCED = re.compile(r"```[a-z]*[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_DECOR = " \t\n*_`\"'.!:"  # around a choice: markdown, quotes, a closing stop
+
+
+def check_regex(structured: dict[str, Any], where: str) -> None:
+    """A regex that Python's `re` checks (without structured output) must compile there."""
+    if "regex" not in structured:
+        return
+    try:
+        re.compile(structured["regex"])
+    except re.error as err:
+        raise UserError(
+            f"{where}: the engine has no structured output, so Python's re checks the answers, and it cannot read "
+            f"the regex ({err}); write it in Python's syntax or serve the model with vLLM"
+        ) from None
+
+
+def fit_batch(batch: dict[str, list], column: str, structured: dict[str, Any]) -> dict[str, list]:
+    """Each answer in `column` replaced by its part that fits `structured` (see `fit_answer`); one that does not
+    fit is left as it is, and `_unfit` holds its drop reason (None for the others)."""
+    fitted = [fit_answer(text or "", structured) for text in batch[column]]
+    reason = UNFIT[next(iter(structured))]
+    return {
+        column: [text if fit is None else fit for text, fit in zip(batch[column], fitted)],
+        "_unfit": [reason if fit is None else None for fit in fitted],
+    }
+
+
+def fit_answer(text: str, structured: dict[str, Any]) -> str | None:
+    """The part of a free-text answer that has the shape `structured` asks for, or None.
+
+    choice: the choice the answer is (case, quotes, markdown and a closing stop aside) or begins with as a whole
+    word ("Positive. The review..."); regex: the whole answer, stripped; json: the JSON object the answer is,
+    holds in a code block, or spans from its first `{` to its last `}`.
+    """
+    (kind, spec), answer = next(iter(structured.items())), text.strip()
+    if kind == "choice":
+        plain = answer.strip(_DECOR).casefold()
+        for choice in sorted(spec, key=lambda c: len(str(c)), reverse=True):  # "not sure" before "no"
+            name = str(choice).strip(_DECOR).casefold()
+            if plain == name or (plain.startswith(name) and not plain[len(name)].isalnum()):
+                return str(choice)
+        return None
+    if kind == "regex":
+        return answer if re.fullmatch(spec, answer) else None
+    start, end = answer.find("{"), answer.rfind("}")
+    for candidate in [answer, *_FENCED.findall(answer), answer[start : end + 1] if 0 <= start < end else ""]:
+        try:
+            if isinstance(json.loads(candidate), dict):
+                return candidate.strip()
+        except (ValueError, RecursionError):  # a hostile answer nests brackets thousands deep
+            continue
+    return None

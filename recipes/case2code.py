@@ -169,11 +169,14 @@ def main(argv=None):
     if len(unique) == 0:
         raise UserError(f"no function in '{config.dataset}' passed the harvest ({dict(harvest.dropped)}); give code")
 
-    sampling, start = run.sampling(), INPUTS_START if config.prefill else None
+    structured = None
     if config.inputs_format == "json":  # one pattern per call: objects fitting any function of the run
         signatures = [required or params for params, required in zip(unique["params"], unique["required"])]
-        sampling = run.sampling(structured={"regex": inputs_pattern(signatures, config.num_inputs)})
-        start = None  # the pattern starts the list itself
+        pattern = {"regex": inputs_pattern(signatures, config.num_inputs)}
+        structured = run.structured(pattern, "inputs_format", "set inputs_format: python")
+    # The pattern starts the list itself; without it (a server that is not vLLM), the python format's prefill.
+    sampling = run.sampling(structured=structured)
+    start = INPUTS_START if config.prefill and not structured else None
     prompts = unique.map(
         add_inputs_prompt,
         fn_kwargs=dict(

@@ -150,7 +150,8 @@ def main(argv=None):
 
     central = central_texts(seeds, text, central_rows(seeds, clusters.num_clusters, config.examples_per_cluster))
     prompts = cluster_prompts(central, sizes, config.label_template, config.example_chars)
-    structured = run.structured({"regex": LABEL_PATTERN}, "structured_labels") if config.structured_labels else None
+    pattern = {"regex": LABEL_PATTERN} if config.structured_labels else None
+    structured = run.structured(pattern, "structured_labels", "set structured_labels: false")
     answers = run.generate(
         prompts,
         prompt_column="prompt",

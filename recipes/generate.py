@@ -3,7 +3,8 @@
 Each row's columns fill a Jinja template; the model's answer becomes a new column. Steps chain: a later
 step's template can use the columns of earlier steps (a question from a document, then an answer to the
 question). Structured output (a JSON schema or a choice list) goes through vLLM's structured outputs,
-and the fields of a JSON answer become columns.
+and the fields of a JSON answer become columns; a server that is not vLLM gets plain requests, and each
+free-text answer is held to the asked shape (the rows that do not fit are dropped with a reason).
 
     python recipes/generate.py --config configs/generate/demo.yaml
     python recipes/generate.py --dataset data.jsonl --template "Summarise: {{ text }}" --output_column summary
@@ -18,7 +19,15 @@ from builders.errors import UserError, exit_on_user_error
 from builders.filters import generation_checks
 from builders.run import Run
 from builders.samples import collect_samples
-from builders.steps import check_columns, parse_json_batch, parse_step, parsed_features, render_batch
+from builders.steps import (
+    check_columns,
+    check_regex,
+    fit_batch,
+    parse_json_batch,
+    parse_step,
+    parsed_features,
+    render_batch,
+)
 
 
 @dataclass
@@ -75,24 +84,34 @@ def main(argv=None):
     run = Run(config, replace(INFO, text_column=steps[-1].output_column))
     rows = run.load()
     check_columns(steps, rows.column_names)
+    structured = []  # per step: what the engine is asked for; None with a step's structured_output: free text
+    for i, step in enumerate(steps):
+        where = f"steps[{i}].structured_output" if config.steps else "structured_output"
+        structured.append(run.structured(step.structured_output, where))
+        if step.structured_output and structured[-1] is None:
+            check_regex(step.structured_output, where)  # before any generation
 
-    for i, step in enumerate(steps, start=1):
+    for i, (step, spec) in enumerate(zip(steps, structured), start=1):
         name = f"step{i}-{step.output_column}"
         rows = rows.map(render_batch, batched=True, fn_kwargs={"template": step.template, "prompt_column": "_prompt"},
                         desc=f"Rendering prompts ({name})")  # fmt: skip
-        sampling = run.sampling(n=step.n, structured=step.structured_output, **step.sampling)
+        sampling = run.sampling(n=step.n, structured=spec, **step.sampling)
         rows = run.generate(rows, prompt_column="_prompt", output_column=step.output_column, stage=name,
                             sampling=sampling, use_chat_template=step.use_chat_template, system_prompt=step.system_prompt)  # fmt: skip
         checks = generation_checks(
             step.output_column, min_tokens=config.min_tokens, drop_truncated=config.drop_truncated
         )
+        if step.structured_output and spec is None:
+            rows = rows.map(fit_batch, batched=True, fn_kwargs={"column": step.output_column, "structured": step.structured_output},
+                            desc=f"Reading free-text answers ({name})")  # fmt: skip
+            checks.append(lambda row: (row["_unfit"] is None, row["_unfit"]))
         if step.json_fields:
             rows = rows.map(parse_json_batch, batched=True, features=parsed_features(rows.features, step.json_fields),
                             fn_kwargs={"column": step.output_column, "fields": step.json_fields},
                             desc=f"Parsing JSON ({name})")  # fmt: skip
             checks.append(lambda row: (row["_parsed"], "unparseable_json"))
         rows = run.filter(rows, checks, stage=f"filter-{step.output_column}")
-        rows = rows.remove_columns([c for c in ("_prompt", "_parsed") if c in rows.column_names])
+        rows = rows.remove_columns([c for c in ("_prompt", "_parsed", "_unfit") if c in rows.column_names])
 
     rows = run.dedup(rows, column=config.dedup_column or steps[-1].output_column)
     if config.samples_as_list and steps[-1].n > 1:

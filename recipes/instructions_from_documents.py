@@ -31,7 +31,9 @@ class InstructionsFromDocumentsConfig(RecipeConfig):
     )
     num_instructions: int = knob(5, "requests asked for per document")
     answer: bool = knob(True, "answer each request from its document in a second step")
-    constrain_list: bool = knob(False, "force the output into a numbered list (vLLM structured outputs, regex)")
+    constrain_list: bool = knob(
+        False, "force the output into a numbered list (a regex; vLLM or a vLLM server; elsewhere the text is parsed)"
+    )
     min_words: int = knob(4, "drop requests with fewer words")
     query_dedup_ngram: int = knob(3, "n-gram size for near-dedup of the (short) requests")
     max_new_tokens: int = knob(512, "most tokens generated per list or answer")
@@ -105,9 +107,8 @@ def main(argv=None):
 
     docs = docs.map(queries_prompt, fn_kwargs={"description": config.application_description,
                                                "count": config.num_instructions}, desc="Building prompts")  # fmt: skip
-    sampling = run.sampling(
-        structured={"regex": list_regex(config.num_instructions)} if config.constrain_list else None
-    )
+    pattern = {"regex": list_regex(config.num_instructions)} if config.constrain_list else None
+    sampling = run.sampling(structured=run.structured(pattern, "constrain_list", "set constrain_list: false"))
     lists = run.generate(docs, prompt_column="prompt", output_column="requests", stage="requests", sampling=sampling)
     lists = run.filter(lists, [*generation_checks("requests"), has_items], stage="parse-lists")
 

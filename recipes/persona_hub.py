@@ -120,11 +120,12 @@ INFO = RecipeInfo(
 SYNTHESIS_COLUMNS = [*PERSONA_COLUMNS, "task", "prompt", "output", "finish_reason"]
 
 
-def make_personas(run: Run, prompts: Dataset, stage: str, config: PersonaHubConfig) -> Dataset:
-    """Generate a persona for every prompt row, parse it, and keep the good ones (with their lineage columns)."""
+def make_personas(run: Run, prompts: Dataset, stage: str, config: PersonaHubConfig, structured: bool) -> Dataset:
+    """Generate a persona for every prompt row, parse it, and keep the good ones (with their lineage columns).
+
+    `structured`: the prompts ask for JSON, which structured output holds to `PERSONA_SCHEMA`."""
     if len(prompts) == 0:
         return lineage_only(prompts)
-    structured = config.persona_format == "json"
     sampling = run.sampling(
         max_new_tokens=config.persona_max_new_tokens, structured={"json": PERSONA_SCHEMA} if structured else None
     )
@@ -145,7 +146,10 @@ def hop_table(before: Dataset, after: Dataset) -> str:
 def main(argv=None):
     config = parse_config(PersonaHubConfig, argv)
     run = Run(config, INFO)
-    structured = config.persona_format == "json"
+    # JSON personas need structured output; without it (a server that is not vLLM) they are asked for as text.
+    makes_personas = {"text_to_persona", "persona_to_persona"} & set(config.stages)
+    schema = {"json": PERSONA_SCHEMA} if config.persona_format == "json" and makes_personas else None
+    structured = run.structured(schema, "persona_format", "set persona_format: text") is not None
 
     # 1. Personas from texts, or given as input.
     if "text_to_persona" in config.stages:
@@ -169,7 +173,7 @@ def main(argv=None):
             ),
             desc="Building text-to-persona prompts",
         )
-        personas = make_personas(run, prompts, "text_to_persona", config)
+        personas = make_personas(run, prompts, "text_to_persona", config, structured)
         seed_data = f"`{config.dataset}` (column `{config.text_column}`)"
     else:
         given = run.load(columns=[config.persona_column], key_hint="persona_column")
@@ -201,7 +205,7 @@ def main(argv=None):
                 desc=f"Building persona-to-persona prompts (hop {hop})",
             )
             next_id += len(frontier) * config.relations_per_persona
-            frontier = make_personas(run, prompts, f"persona_to_persona_{hop}", config)
+            frontier = make_personas(run, prompts, f"persona_to_persona_{hop}", config, structured)
             pool.append(frontier)
         personas = concatenate_datasets(pool).flatten_indices()  # one table: later selections stay simple
         by_hop = {str(h): personas["hop"].count(h) for h in range(config.hops + 1)}

@@ -146,7 +146,8 @@ def bootstrap_instructions(run: Run, config: SelfInstructConfig, pool: TaskPool)
     reader = ResponseReader(
         config.mode, config.tasks_per_request, opening(config.mode, config.num_prompt_instructions) if opened else ""
     )
-    sampling = run.sampling(structured={"regex": config.list_regex} if config.list_regex else None)
+    pattern = {"regex": config.list_regex} if config.list_regex else None
+    sampling = run.sampling(structured=run.structured(pattern, "list_regex", "remove list_regex"))
     rounds, idle, stopped = 0, 0, None
     while not pool.full:
         if rounds == config.max_rounds:
@@ -190,10 +191,12 @@ def bootstrap_instructions(run: Run, config: SelfInstructConfig, pool: TaskPool)
 
 
 def classify_tasks(run: Run, config: SelfInstructConfig, tasks: list[dict], seeds: list[dict]) -> list[dict]:
-    """Ask the model whether each instruction is a classification task (a constrained Yes/No answer)."""
+    """Ask the model whether each instruction is a classification task (a Yes/No answer, constrained where the
+    engine has structured output)."""
     prompts = classification_prompts(tasks, seeds, config.seed)
     ds = Dataset.from_dict({"prompt": prompts, ROW_ID: list(range(len(tasks)))})
-    sampling = run.sampling(structured={"choice": ["Yes", "No"]}, max_new_tokens=4, temperature=0.0)
+    choice = run.structured({"choice": ["Yes", "No"]}, "classify")
+    sampling = run.sampling(structured=choice, max_new_tokens=4, temperature=0.0)
     answers = run.generate(ds, prompt_column="prompt", output_column="answer", stage="classify", sampling=sampling)
     labels = [parse_yes_no(a) for a in answers["answer"]]
     kept = [{**task, "is_classification": label} for task, label in zip(tasks, labels) if label is not None]
@@ -208,10 +211,11 @@ def generate_instances(run: Run, config: SelfInstructConfig, tasks: list[dict], 
     opened = not config.use_chat_template
     prompts = instance_prompts(tasks, seeds, config.seed, config.max_instances_per_task, opened)
     ds = Dataset.from_dict({"prompt": prompts, ROW_ID: list(range(len(tasks)))})
+    pattern = {"regex": config.instance_regex} if config.instance_regex else None
     sampling = run.sampling(
         max_new_tokens=config.instance_max_new_tokens,
         temperature=config.instance_temperature,
-        structured={"regex": config.instance_regex} if config.instance_regex else None,
+        structured=run.structured(pattern, "instance_regex", "remove instance_regex"),
     )
     responses = run.generate(
         ds, prompt_column="prompt", output_column="instances", stage="instances", sampling=sampling

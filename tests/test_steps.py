@@ -1,8 +1,11 @@
-"""Generation steps of the generic recipe (builders/steps.py): JSON fields as typed columns."""
+"""Generation steps of the generic recipe (builders/steps.py): JSON fields as typed columns, and free-text
+answers held to the shape structured output would have given them."""
 
+import pytest
 from datasets import Dataset, Value
 
-from builders.steps import parse_json_batch, parse_step, parsed_features
+from builders.errors import UserError
+from builders.steps import check_regex, fit_answer, fit_batch, parse_json_batch, parse_step, parsed_features
 
 SCHEMA = {
     "type": "object",
@@ -50,3 +53,56 @@ def test_json_fields_keep_the_schemas_types_when_the_values_drift_across_map_bat
     assert parsed["count"] == [3, 4, None, None, None]
     assert parsed["ok"] == [True, False, None, None, None]
     assert parsed["tags"] == ["[]", '["a", "b"]', None, None, None]
+
+
+CHOICE = {"choice": ["Positive", "Negative", "no", "not sure"]}
+
+
+@pytest.mark.parametrize(
+    "text, fit",
+    [
+        ("Positive", "Positive"),
+        ("  **negative**.\n", "Negative"),  # case, markdown and a closing stop aside
+        ('"Positive"', "Positive"),
+        ("Negative. The review complains about the service.", "Negative"),  # begins with it, as a whole word
+        ("Not sure, it could be either.", "not sure"),  # the longer choice, not "no"
+        ("No.", "no"),
+        ("Nothing to say", None),  # "no" only as the start of a word
+        ("The review is positive.", None),
+        ("", None),
+    ],
+)
+def test_a_free_text_answer_fits_the_choice_it_names(text, fit):
+    assert fit_answer(text, CHOICE) == fit
+
+
+@pytest.mark.parametrize(
+    "text, fit",
+    [
+        ('{"topic": "rivers", "score": 7}', '{"topic": "rivers", "score": 7}'),
+        ('Here it is:\n```json\n{"topic": "rivers"}\n```\nAnything else?', '{"topic": "rivers"}'),
+        ('The label is {"topic": "rivers", "tags": {"a": 1}} as asked.', '{"topic": "rivers", "tags": {"a": 1}}'),
+        ("```json\n[1, 2]\n```", None),  # JSON, but not an object
+        ("The topic is rivers.", None),
+        ("{not json}", None),
+    ],
+)
+def test_a_free_text_answer_fits_the_json_object_it_holds(text, fit):
+    assert fit_answer(text, {"json": {"type": "object"}}) == fit
+
+
+def test_a_free_text_answer_fits_a_regex_as_a_whole_and_the_misfits_are_marked_with_their_reason():
+    regex = {"regex": r"[A-Z]{3}-[0-9]{2}"}
+    assert fit_answer(" ABC-12\n", regex) == "ABC-12"
+    assert fit_answer("Code: ABC-12", regex) is None
+    batch = fit_batch({"out": ["ABC-12\n", "abc"], "x": [1, 2]}, "out", regex)
+    assert batch == {"out": ["ABC-12", "abc"], "_unfit": [None, "no_regex_match"]}
+    assert fit_batch({"out": ["Maybe"]}, "out", CHOICE)["_unfit"] == ["not_a_choice"]
+    assert fit_batch({"out": ["no"]}, "out", {"json": {}})["_unfit"] == ["unparseable_json"]
+
+
+def test_a_regex_python_cannot_read_is_a_user_error_naming_the_step():
+    check_regex({"regex": r"[a-z]+"}, "steps[0].structured_output")
+    check_regex({"choice": ["a", "b"]}, "steps[0].structured_output")
+    with pytest.raises(UserError, match=r"^steps\[1\]\.structured_output: .* cannot read the regex \(unterminated"):
+        check_regex({"regex": r"[a-z"}, "steps[1].structured_output")
