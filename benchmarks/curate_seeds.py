@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--num_clusters", type=int, default=145)
     parser.add_argument("--fit_sample_size", type=int, default=100_000, help="the recipe's default")
-    parser.add_argument("--batch_size", type=int, default=256)
+    parser.add_argument("--batch_size", type=int, default=None, help="default: the library's (16 on the CPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jittered", type=int, nargs="*", default=[], help="clustering-only sizes (see above)")
     parser.add_argument("--hdbscan", action="store_true", help="also time HDBSCAN on the fit sample")

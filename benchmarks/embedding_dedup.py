@@ -147,7 +147,7 @@ def main() -> None:
             vectors, embed_s = np.load(cached), float("nan")
         else:
             began = time.perf_counter()
-            vectors = embed(personas, model="all-minilm-l6-v2", batch_size=256)
+            vectors = embed(personas, model="all-minilm-l6-v2")
             embed_s = time.perf_counter() - began
             if cached:
                 cached.parent.mkdir(parents=True, exist_ok=True)

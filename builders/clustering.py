@@ -122,7 +122,7 @@ def cluster_sample(
     num_clusters: int,
     seed: int,
     model: str,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     min_cluster_size: int = 25,
 ) -> Clusters:
     """Embed the sample's `texts` (one per position in `sample`), fit the clusters, place the sample rows."""
@@ -144,7 +144,7 @@ def cluster_sample(
 
 
 def assign_clusters(
-    ds: Dataset, text_column: str, clusters: Clusters, model: str, batch_size: int = 256
+    ds: Dataset, text_column: str, clusters: Clusters, model: str, batch_size: int | None = None
 ) -> tuple[Dataset, float]:
     """Add `cluster_id` and `_centroid_distance` to every row; returns the rows and the seconds it took.
 

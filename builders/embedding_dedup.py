@@ -91,7 +91,7 @@ def embedding_dedup(
     column: str,
     threshold: float = 0.9,
     model: str = EMBEDDED_MINILM,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     block_size: int = BLOCK_ROWS,
     return_removed: bool = False,
 ):

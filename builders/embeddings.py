@@ -45,9 +45,19 @@ def load_embedder(name: str = EMBEDDED_MINILM, device: str | None = None):
         ) from None
 
 
-def embed(texts: list[str], model: str = EMBEDDED_MINILM, batch_size: int = 256, progress: bool = False) -> np.ndarray:
+# Texts per batch when none is given. On the CPU small batches are faster: measured on 2 cores with MiniLM-L6 and
+# 1,500 Alpaca answers, 40 texts/s at 256, 71 at 64, 82 at 32, 95 at 16, 99 at 8 (2026-12-04). GPUs want large ones.
+CPU_BATCH_SIZE = 16
+GPU_BATCH_SIZE = 256
+
+
+def embed(
+    texts: list[str], model: str = EMBEDDED_MINILM, batch_size: int | None = None, progress: bool = False
+) -> np.ndarray:
     """Unit-length float32 embeddings, one row per text (cosine similarity is then a dot product)."""
     embedder = load_embedder(model)
+    if batch_size is None:
+        batch_size = CPU_BATCH_SIZE if embedder.device.type == "cpu" else GPU_BATCH_SIZE
     vectors = embedder.encode(
         list(texts),
         batch_size=batch_size,
