@@ -36,7 +36,7 @@ from builders.clustering import MINIBATCH_ABOVE, clip, fit_clusters, fit_sample,
 from builders.embeddings import embed, load_embedder  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "data"
 
 
 def reference_texts() -> list[str]:

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "data"
 NON_ALPHA = re.compile(r"\W+")
 TOOLS = ("builders", "text-dedup", "datasketch", "spark")
 

@@ -15,7 +15,7 @@ against builders' own:
 - clusters: `UnionFind.union` over random pairs, then `find` for every row; against
   `builders.dedup.cluster_first_rows` (scipy's connected components).
 
-The documents are windows of the Alpaca answers in `../shared/data/`. The end-to-end comparison with the
+The documents are windows of the Alpaca answers in `data/`. The end-to-end comparison with the
 text-dedup CLI (and datasketch) is `benchmarks/dedup.py`.
 """
 
@@ -34,7 +34,7 @@ import pyarrow as pa
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-ALPACA = REPO.parent / "shared" / "data" / "alpaca_5000.json"
+ALPACA = REPO / "data" / "alpaca_5000.json"
 NON_WORD = re.compile(r"\W", re.UNICODE)
 
 

@@ -5,7 +5,7 @@ Alpaca (`generate_instruction.py`) scores each new instruction against the whole
 similar pool instructions (`np.argsort`) and the mean score (`np.mean`), and rejects the candidate when any
 score is above 0.7. The reference below does exactly that (our code, Alpaca's procedure).
 
-Two parts, both on the real data in ../shared/data (175 Self-Instruct seed tasks, 5,000 Alpaca records):
+Two parts, both on the real data in data/ (175 Self-Instruct seed tasks, 5,000 Alpaca records):
 
 1. Exactness replay: the Alpaca instructions, in order, offered one by one to a pool that starts with the
    175 seeds and grows with every accepted one, through our filter and through rouge_score. Decisions,
@@ -40,7 +40,7 @@ from rouge_score import rouge_scorer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from builders.novelty import RougeLNovelty, rouge_tokens  # noqa: E402
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 THRESHOLD, TOP_K = 0.7, 10
 
 
@@ -165,7 +165,7 @@ def main(argv=None) -> None:
     instructions = [r["instruction"] for r in records]
     print(f"load average at start: {', '.join(f'{x:.1f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     print(
-        f"data: {len(seeds)} seed instructions, {len(instructions)} Alpaca instructions (../shared/data); "
+        f"data: {len(seeds)} seed instructions, {len(instructions)} Alpaca instructions (data/); "
         f"reference: rouge_score {args.processes} processes; threshold {THRESHOLD}, top {TOP_K}"
     )
 

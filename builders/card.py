@@ -16,7 +16,19 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from builders.stats import Funnel
 
 TEMPLATE = Path(__file__).parent / "templates" / "dataset_card.md"
-PROJECT_URL = "https://github.com/synthetic-data-builders/builders"
+PACKAGE = "synthetic-data-builders"
+
+
+def made_with(project_url: str | None) -> str:
+    """How the card names the code that made the data: the package and its version, linked only to a URL the
+    user gave (`project_url`); never a link we cannot vouch for."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        name = f"{PACKAGE} {version(PACKAGE)}"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        name = PACKAGE
+    return f"[{name}]({project_url})" if project_url else f"`{name}`"
 
 
 @dataclass
@@ -115,7 +127,7 @@ def build_card(
         method=info.method,
         paper_title=info.paper_title,
         paper_url=info.paper_url,
-        project_url=PROJECT_URL,
+        made_with=made_with(config.project_url),
         text_column=info.text_column,
         model=config.model,
         model_revision=config.model_revision,

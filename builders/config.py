@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 import types
 import typing
@@ -120,6 +121,11 @@ class RecipeConfig:
     hub_config_name: str = knob("default", "dataset config name on the Hub", affects_data=False)
     license: str = knob("apache-2.0", "license written in the dataset card", affects_data=False)
     pretty_name: str | None = knob(None, "title of the dataset card", affects_data=False)
+    project_url: str | None = knob(
+        None,
+        "URL of the code that made the data, linked from the card (e.g. your fork); null: package and version",
+        affects_data=False,
+    )
 
     def __post_init__(self) -> None:
         if self.push_to_hub and not self.hub_repo_id:
@@ -155,7 +161,10 @@ class RecipeConfig:
 
 
 def parse_config(config_class: type[RecipeConfig], argv: list[str] | None = None) -> RecipeConfig:
-    """`--config FILE` then `--key value` overrides; unknown keys and wrong types are UserErrors."""
+    """`--config FILE` then `--key value` overrides; unknown keys and wrong types are UserErrors.
+
+    Without `--config` and `--dataset`, the recipe's offline default config is the base (`_offline_default`).
+    """
     argv = sys.argv[1:] if argv is None else argv
     fields = {f.name: f for f in dataclasses.fields(config_class)}
     parser = _build_argparser(config_class)
@@ -165,6 +174,8 @@ def parse_config(config_class: type[RecipeConfig], argv: list[str] | None = None
 
     values: dict[str, Any] = {}
     config_path, overrides = _split_argv(argv, fields)
+    if config_path is None and "dataset" not in dict(overrides):
+        config_path = _offline_default(config_class)
     if config_path:
         values.update(_read_yaml(config_path, fields))
     hints = typing.get_type_hints(config_class)
@@ -176,6 +187,29 @@ def parse_config(config_class: type[RecipeConfig], argv: list[str] | None = None
         return config_class(**typed)
     except TypeError as err:  # a required field without a value
         raise UserError(f"config is incomplete: {err}") from None
+
+
+def _offline_default(config_class: type) -> str | None:
+    """`configs/<recipe>/demo.yaml` beside the recipe script, announced in one line; None if it has none.
+
+    A run given neither `--config` nor `--dataset` uses it, so `python recipes/X.py` works on a fresh clone:
+    shipped data, the embedded SmolLM2 model, minutes on a CPU, output in `outputs/<recipe>`.
+    """
+    script = getattr(sys.modules.get(config_class.__module__), "__file__", None)
+    if not script:
+        return None
+    recipe = Path(script).stem
+    repo = Path(script).resolve().parents[1]
+    default = repo / "configs" / recipe / "demo.yaml"
+    if not default.is_file():
+        return None
+    if os.environ.get("RANK", "0") == "0":  # under accelerate launch, one line for the whole run
+        print(
+            f"{recipe}: no --config or --dataset given: running the offline default configs/{recipe}/demo.yaml (shipped data, "
+            f"the embedded model, a few minutes on a CPU); at full scale: --config configs/{recipe}/default.yaml",
+            flush=True,
+        )
+    return str(default)
 
 
 def _flag_value(raw: str | None, tp: Any) -> Any:

@@ -1,6 +1,6 @@
 """Publish a finished output folder to the Hugging Face Hub: after a failed push, or after a review.
 
-    python recipes/push.py --output_dir outputs/cosmopedia-demo --hub_repo_id my-org/cosmopedia-demo
+    python recipes/push.py --output_dir outputs/cosmopedia --hub_repo_id my-org/cosmopedia-demo
     python recipes/push.py --output_dir OUT --hub_repo_id my-org/my-data --hub_config_name stories --hub_private
 
 One commit holds the data, the dataset card, the resolved config, stats.json and the card's images. The
@@ -40,7 +40,10 @@ def run_config_name(output_dir: Path) -> str:
 def main(argv=None):
     config = parse_config(PushConfig, argv)
     if not config.output_dir or not config.hub_repo_id:
-        raise UserError("push needs --output_dir OUT and --hub_repo_id ORG/NAME")
+        raise UserError(
+            "usage: python recipes/push.py --output_dir OUT --hub_repo_id ORG/NAME [--hub_private] "
+            "[--hub_revision BRANCH] [--hub_config_name NAME] (--help says more)"
+        )
     if not distributed.is_main_process():
         return  # under accelerate launch / torchrun, the main process pushes, once
     output_dir = Path(config.output_dir)

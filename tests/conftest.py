@@ -20,15 +20,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="builders-tests-datasets-"))
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "data"  # shipped with the repository (data/README.md)
 COSMOPEDIA_SEEDS = REPO / "configs" / "cosmopedia" / "seeds.jsonl"
 
 
-def shared_data(name: str) -> Path:
-    """A file of the real reference data beside the repository (../shared/data); skip nothing silently."""
-    path = SHARED_DATA / name
+def shipped_data(name: str) -> Path:
+    """A file of the real data shipped in data/ (sources and licenses in data/README.md)."""
+    path = DATA / name
     if not path.exists():
-        pytest.fail(f"reference data {path} is missing: tests need ../shared/data beside the repository")
+        pytest.fail(f"shipped data {path} is missing: restore it with `git checkout -- data/`")
     return path
 
 

@@ -7,11 +7,11 @@ from matplotlib.image import imread
 
 from builders.diversity import distinct_ngrams, diversity_figures, mean_pairwise_similarity
 from builders.figures import length_histogram, text_lengths
-from conftest import shared_data
+from conftest import shipped_data
 
 
 def alpaca_outputs(n: int) -> list[str]:
-    rows = json.loads(shared_data("alpaca_5000.json").read_text())
+    rows = json.loads(shipped_data("alpaca_5000.json").read_text())
     return [r["output"] for r in rows if len(r["output"].split()) >= 30][:n]
 
 

@@ -19,7 +19,7 @@ from builders.clustering import (
     nearest,
 )
 from builders.errors import UserError
-from conftest import shared_data
+from conftest import shipped_data
 
 PER_KIND = 20
 MODEL = "all-minilm-l6-v2"
@@ -28,8 +28,8 @@ MODEL = "all-minilm-l6-v2"
 @pytest.fixture(scope="module")
 def kinds():
     """Three kinds of real text: Shakespeare speeches, Alpaca answers that are code, and Alpaca recipes."""
-    speeches = [p for p in shared_data("tinyshakespeare.txt").read_text().split("\n\n") if len(p) > 300]
-    alpaca = json.loads(shared_data("alpaca_5000.json").read_text())
+    speeches = [p for p in shipped_data("tinyshakespeare.txt").read_text().split("\n\n") if len(p) > 300]
+    alpaca = json.loads(shipped_data("alpaca_5000.json").read_text())
     code = [r["output"] for r in alpaca if "def " in r["output"] and "return" in r["output"]]
     recipes = [r["output"] for r in alpaca if "recipe" in r["instruction"].lower() and len(r["output"]) > 200]
     texts = speeches[:PER_KIND] + code[:PER_KIND] + recipes[:PER_KIND]

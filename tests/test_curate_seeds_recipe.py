@@ -9,7 +9,7 @@ import yaml
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
-from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, shared_data
+from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, shipped_data
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "curate_seeds" / "smoke.yaml")
@@ -118,7 +118,7 @@ def test_unparseable_labels_drop_their_seeds_with_a_reason(tmp_path):
 
 def test_extra_inputs_and_the_length_filter(tmp_path):
     out = tmp_path / "mixed"
-    alpaca_path = str(shared_data("alpaca_5000.json"))
+    alpaca_path = str(shipped_data("alpaca_5000.json"))
     extra = f"[{{path: {alpaca_path}, column: output}}]"
     run_recipe(
         "curate_seeds",
@@ -128,7 +128,7 @@ def test_extra_inputs_and_the_length_filter(tmp_path):
     stats = json.loads((out / "stats.json").read_text())
     stages = {s["name"]: s for s in stats["stages"]}
     assert stages["extra_datasets"]["rows_in"] == 10 and stages["extra_datasets"]["rows_out"] == 20
-    alpaca = json.loads(shared_data("alpaca_5000.json").read_text())[:10]
+    alpaca = json.loads(shipped_data("alpaca_5000.json").read_text())[:10]
     short = sum(len(r["output"].strip()) < 300 for r in alpaca) + sum(len(s["text"]) < 300 for s in SEEDS[:10])
     assert stages["length"]["dropped"] == {"too_short": short}
     ds = rows(out)

@@ -7,12 +7,12 @@ from datasets import Dataset
 
 from builders.decontaminate import decontaminate, load_benchmarks
 from builders.errors import UserError
-from conftest import shared_data, write_jsonl
+from conftest import shipped_data, write_jsonl
 
 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
-    return json.loads(shared_data("alpaca_5000.json").read_text())
+    return json.loads(shipped_data("alpaca_5000.json").read_text())
 
 
 @pytest.fixture

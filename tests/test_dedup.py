@@ -12,7 +12,7 @@ from datasets import Dataset
 
 from builders.dedup import exact_dedup, jaccard, lsh_params, minhash_dedup, normalize, optimal_param, shingles
 from builders.shingles import reference_units, text_units
-from conftest import REPO, shared_data
+from conftest import REPO, shipped_data
 
 ODD_TEXTS = [
     "  héllo, wörld!! 你好，世界 x_y 3.14 ",
@@ -28,13 +28,13 @@ ODD_TEXTS = [
 @pytest.fixture(scope="module")
 def answers() -> list[str]:
     """Alpaca answers of 40 words or more, each once."""
-    rows = json.loads(shared_data("alpaca_5000.json").read_text())
+    rows = json.loads(shipped_data("alpaca_5000.json").read_text())
     return list(dict.fromkeys(r["output"] for r in rows if len(r["output"].split()) >= 40))
 
 
 @pytest.fixture(scope="module")
 def shakespeare() -> list[str]:
-    text = shared_data("tinyshakespeare.txt").read_text()
+    text = shipped_data("tinyshakespeare.txt").read_text()
     return [text[i : i + 800] for i in range(0, 400_000, 800)]
 
 

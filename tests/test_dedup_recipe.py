@@ -12,7 +12,7 @@ from datasets import Dataset
 from huggingface_hub import DatasetCard
 
 from builders.dedup import jaccard
-from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, run_recipe_cli, shared_data, write_jsonl
+from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, run_recipe_cli, shipped_data, write_jsonl
 
 
 def read_output(folder, part: str = "data") -> Dataset:
@@ -23,7 +23,7 @@ def read_output(folder, part: str = "data") -> Dataset:
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """Real Alpaca answers with planted exact and near copies (after the original), short rows, and a test-set leak."""
-    records = json.loads(shared_data("alpaca_5000.json").read_text())
+    records = json.loads(shipped_data("alpaca_5000.json").read_text())
     answers = list(dict.fromkeys(r["output"] for r in records if len(r["output"].split()) >= 40))[:300]
     rows = [{"id": i, "text": t} for i, t in enumerate(answers)]
     long = next(i for i, t in enumerate(answers) if len(t.split()) >= 150 and " the " in t)

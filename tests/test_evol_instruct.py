@@ -22,12 +22,12 @@ from builders.evol_instruct import (
     response_checks,
 )
 from builders.filters import apply_checks
-from conftest import shared_data
+from conftest import shipped_data
 
 
 @pytest.fixture(scope="module")
 def alpaca():
-    return json.loads(shared_data("alpaca_5000.json").read_text())[:50]
+    return json.loads(shipped_data("alpaca_5000.json").read_text())[:50]
 
 
 def test_operations_are_drawn_from_seed_row_and_round():

@@ -7,7 +7,7 @@ from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
 from builders.evol_instruct import OPERATIONS, choose_operation
-from conftest import REPO, run_recipe, shared_data
+from conftest import REPO, run_recipe, shipped_data
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "evol_instruct" / "smoke.yaml")
@@ -36,7 +36,7 @@ def assert_funnel_adds_up(stats):
 
 @pytest.fixture(scope="module")
 def seeds():
-    rows = json.loads(shared_data("alpaca_5000.json").read_text())[:8]
+    rows = json.loads(shipped_data("alpaca_5000.json").read_text())[:8]
     return [(r["instruction"] + "\n\n" + r["input"]).strip() for r in rows]
 
 

@@ -9,19 +9,19 @@ import pytest
 from rouge_score import rouge_scorer
 
 from builders.novelty import RougeLNovelty, rouge_tokens
-from conftest import shared_data
+from conftest import shipped_data
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
 
 @cache
 def seeds() -> list[str]:
-    return [json.loads(line)["instruction"] for line in shared_data("seed_tasks.jsonl").read_text().splitlines()]
+    return [json.loads(line)["instruction"] for line in shipped_data("seed_tasks.jsonl").read_text().splitlines()]
 
 
 @cache
 def alpaca() -> list[dict]:
-    return json.loads(shared_data("alpaca_5000.json").read_text())
+    return json.loads(shipped_data("alpaca_5000.json").read_text())
 
 
 def rouge(candidate: str, pool_entry: str) -> float:

@@ -8,7 +8,7 @@ from datasets import load_dataset
 
 from builders.personas import PERSONA_COLUMNS
 from builders.prompts.persona_hub import RELATIONS, TASKS, VIEWPOINTS
-from conftest import REPO, run_recipe, shared_data, write_jsonl
+from conftest import REPO, run_recipe, shipped_data, write_jsonl
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "persona_hub" / "smoke.yaml")
@@ -17,7 +17,7 @@ SYNTHESIS_COLUMNS = [*PERSONA_COLUMNS[:-1], "task", "prompt", "output", "finish_
 
 
 def alpaca_outputs(n):
-    return [r["output"] for r in json.loads(shared_data("alpaca_5000.json").read_text())[:n]]
+    return [r["output"] for r in json.loads(shipped_data("alpaca_5000.json").read_text())[:n]]
 
 
 def stats_of(out):

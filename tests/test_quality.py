@@ -16,15 +16,15 @@ from builders.quality import (
     repeated_line_share,
     repeated_ngram_share,
 )
-from conftest import shared_data
+from conftest import shipped_data
 
 
 @pytest.fixture(scope="module")
 def prose() -> list[str]:
     """Real text: Shakespeare passages (speakers' names and all) and Alpaca answers of one long paragraph."""
-    text = shared_data("tinyshakespeare.txt").read_text()
+    text = shipped_data("tinyshakespeare.txt").read_text()
     passages = [text[i : i + 1500] for i in range(0, 300_000, 1500)]
-    rows = json.loads(shared_data("alpaca_5000.json").read_text())
+    rows = json.loads(shipped_data("alpaca_5000.json").read_text())
     answers = [r["output"] for r in rows if len(r["output"].split()) >= 120 and "\n" not in r["output"]]
     return passages + answers
 

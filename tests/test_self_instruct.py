@@ -21,7 +21,7 @@ from builders.self_instruct import (
     parse_yes_no,
     read_seed_tasks,
 )
-from conftest import load_recipe, shared_data, write_jsonl
+from conftest import load_recipe, shipped_data, write_jsonl
 
 # A response in Alpaca's format, as text-davinci-003 wrote them: labels numbered, `###` between tasks.
 ALPACA_RESPONSE = """###
@@ -173,7 +173,7 @@ def test_each_rule(instruction, reason):
 
 
 def test_rules_keep_real_alpaca_instructions():
-    records = json.loads(shared_data("alpaca_5000.json").read_text())
+    records = json.loads(shipped_data("alpaca_5000.json").read_text())
     dropped = [r["instruction"] for r in records if instruction_rule(r["instruction"])]
     assert dropped == ["Construct plumbing diagrams for a two-story house"]
 
@@ -248,7 +248,7 @@ def test_yes_no():
 
 
 def test_seed_file_reads_the_175_real_tasks():
-    seeds = read_seed_tasks(str(shared_data("seed_tasks.jsonl")))
+    seeds = read_seed_tasks(str(shipped_data("seed_tasks.jsonl")))
     assert len(seeds) == 175 and sum(s["is_classification"] for s in seeds) == 26
     assert seeds[1] == {
         "instruction": "What is the relation between the given pairs?",
@@ -260,7 +260,7 @@ def test_seed_file_reads_the_175_real_tasks():
         ],
         "is_classification": False,
     }
-    assert len(read_seed_tasks(str(shared_data("seed_tasks.jsonl")), num_samples=10)) == 10
+    assert len(read_seed_tasks(str(shipped_data("seed_tasks.jsonl")), num_samples=10)) == 10
 
 
 @pytest.mark.parametrize(
@@ -275,7 +275,7 @@ def test_seed_file_reads_the_175_real_tasks():
     ],
 )
 def test_malformed_seed_file_names_the_line(tmp_path, bad_line, message):
-    good = shared_data("seed_tasks.jsonl").read_text().splitlines()[:2]
+    good = shipped_data("seed_tasks.jsonl").read_text().splitlines()[:2]
     path = tmp_path / "seeds.jsonl"
     path.write_text("\n".join([good[0], "", bad_line, good[1]]) + "\n")  # a blank line still counts
     with pytest.raises(UserError, match=message.replace("[", r"\[")):
@@ -292,7 +292,7 @@ def test_seed_rows_from_a_json_file_name_the_row(tmp_path):
 
 
 def test_task_pool_accepts_in_order_and_says_why_not():
-    seeds = read_seed_tasks(str(shared_data("seed_tasks.jsonl")))
+    seeds = read_seed_tasks(str(shipped_data("seed_tasks.jsonl")))
     pool = TaskPool(seeds, target=2, keep_rejected=True)
     offers = [
         {"instruction": "Name three countries in South America and their capitals."},
@@ -315,7 +315,7 @@ def test_task_pool_accepts_in_order_and_says_why_not():
 def test_rejected_tasks_keep_their_similarity_columns_whatever_was_dropped_first():
     """The recipe writes `Dataset.from_list(pool.rejected)`: a rule drop first must not cost the later
     `too_similar` rows their `most_similar_instructions` and `avg_similarity_score`."""
-    seeds = read_seed_tasks(str(shared_data("seed_tasks.jsonl")))
+    seeds = read_seed_tasks(str(shipped_data("seed_tasks.jsonl")))
     pool = TaskPool(seeds, target=5, keep_rejected=True)
     offers = [
         {"instruction": "Draw a map.", "input": "", "output": "A map."},  # a rule drop (too short) comes first

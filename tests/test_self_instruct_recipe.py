@@ -15,7 +15,7 @@ import pytest
 from huggingface_hub import DatasetCard
 from rouge_score import rouge_scorer
 
-from conftest import REPO, load_recipe, run_recipe, shared_data, write_jsonl
+from conftest import REPO, load_recipe, run_recipe, shipped_data, write_jsonl
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "self_instruct" / "smoke.yaml")
@@ -106,7 +106,7 @@ def test_alpaca_mode_rows_columns_and_funnel(alpaca_output):
 
 
 def test_alpaca_mode_similarity_records_are_rouge_scores_against_the_pool(alpaca_output):
-    pool = [json.loads(line)["instruction"] for line in shared_data("seed_tasks.jsonl").read_text().splitlines()]
+    pool = [json.loads(line)["instruction"] for line in shipped_data("seed_tasks.jsonl").read_text().splitlines()]
     pool = [" ".join(p.split()) for p in pool]
     for row in rows_of(alpaca_output):
         scores = [SCORER.score(row["instruction"], p)["rougeL"].fmeasure for p in pool]
@@ -195,7 +195,7 @@ def error_of(capsys, *args):
 
 
 def test_bad_seed_files_and_keys_exit_2_naming_the_problem(tmp_path, capsys):
-    lines = shared_data("seed_tasks.jsonl").read_text().splitlines()
+    lines = shipped_data("seed_tasks.jsonl").read_text().splitlines()
     (tmp_path / "broken.jsonl").write_text(
         "\n".join(lines[:4] + ['{"instruction": "Say hi", "instances": ['] + lines[4:6])
     )
@@ -225,7 +225,7 @@ def test_demo_with_smollm2(tmp_path, config):
     assert len(rows) > 0 and stages[list(stages)[-1]]["rows_out"] == len(rows)
     pool = [
         " ".join(json.loads(line)["instruction"].split())
-        for line in shared_data("seed_tasks.jsonl").read_text().splitlines()
+        for line in shipped_data("seed_tasks.jsonl").read_text().splitlines()
     ]
     for row in rows:
         assert len(row["instruction"].split()) >= 4 and row["output"]
