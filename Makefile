@@ -27,19 +27,19 @@ else
 	$(PIP) install -r requirements/cuda.txt
 	$(PIP) install --no-deps -r requirements/nodeps.txt
 endif
-	# pip takes CUDA builds of these; with them transformers cannot import model classes (ENVIRONMENT.md)
+	# pip takes CUDA builds of these; with them transformers cannot import model classes ("operator torchvision::nms does not exist")
 	$(PIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
 	$(PIP) install --no-deps --config-settings editable_mode=compat -e .
 	touch $@
 
 models: install
-	$(BIN)/python -m builders.models
+	$(BIN)/python -m builders.generation.models
 
 demo: models
 	$(BIN)/python recipes/cosmopedia.py --config configs/cosmopedia/demo.yaml
 
 test: install
-	$(BIN)/python -m builders.models tiny-random
+	$(BIN)/python -m builders.generation.models tiny-random
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: models

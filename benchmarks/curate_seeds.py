@@ -32,8 +32,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 
-from builders.clustering import MINIBATCH_ABOVE, clip, fit_clusters, fit_sample, nearest  # noqa: E402
-from builders.embeddings import embed, load_embedder  # noqa: E402
+from builders.dedup.embeddings import embed, load_embedder  # noqa: E402
+from builders.methods.curate_seeds.clustering import MINIBATCH_ABOVE, clip, fit_clusters, fit_sample, nearest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"

@@ -16,12 +16,12 @@ Every tool runs in its own subprocess on the same corpus and parameters (thresho
 permutations, seed 42), and reports wall time, CPU time (all its threads and processes) and peak memory: the
 peak RSS of the process during the timed call, with the corpus already in memory (Linux's VmHWM, reset just
 before), or, for the text-dedup CLI, the largest RSS of its processes over their whole life:
-- builders: `builders.dedup.minhash_dedup` on an in-memory Dataset, threads on `--cores` cores;
+- builders: `builders.dedup.minhash.minhash_dedup` on an in-memory Dataset, threads on `--cores` cores;
 - text-dedup: `python -m text_dedup.minhash` (its CLI) on a saved copy of the corpus, `--num_proc --cores`,
   `--hash_func xxh3` (its faster hash); time is the CLI's own "Total" timer (interpreter start-up excluded);
 - datasketch: `MinHash.bulk` + `MinHashLSH` (one process: it has no parallel mode), keeping the first of
   each duplicate group as it streams.
-- spark: `builders.spark_dedup.spark_dedup` (exact pass off, as for builders) in a `local[*]` session with
+- spark: `builders.dedup.spark.spark_dedup` (exact pass off, as for builders) in a `local[*]` session with
   `--cores` cores, started before the timer (its start-up is printed apart); the time includes writing the
   column to Parquet for Spark. CPU time and peak RSS cover the whole process tree (the JVM and the Python
   workers), sampled every 0.2 s. Its kept rows must equal builders' exactly.
@@ -199,7 +199,7 @@ def evaluate(kept_ids, corpus: Corpus, threshold: float) -> dict:
 def run_builders(corpus: Path, args) -> dict:
     from datasets import Dataset
 
-    from builders.dedup import minhash_dedup
+    from builders.dedup.minhash import minhash_dedup
 
     ds = Dataset.from_file(str(corpus))  # memory-mapped, as `load_dataset` gives it
     before, cpu = _rss_mb(), _cpu_seconds()
@@ -307,7 +307,7 @@ def run_spark(corpus: Path, args) -> dict:
     import psutil
     from datasets import Dataset
 
-    from builders.spark_dedup import spark_dedup, spark_session
+    from builders.dedup.spark import spark_dedup, spark_session
 
     ds = Dataset.from_file(str(corpus))
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Why builders.dedup does not build its MinHash on text-dedup's helpers: the two costly steps, step by step.
+"""Why builders.dedup.minhash does not build its MinHash on text-dedup's helpers: the two costly steps, step by step.
 
     python benchmarks/dedup_steps.py                             # 4,000 documents of 200 words, 200k pairs
     python benchmarks/dedup_steps.py --docs 20000 --pairs 1000000
@@ -10,10 +10,10 @@ against builders' own:
 
 - signatures: per row, `ngrams` of the words (split on non-word characters, lower case), `xxh3_32hash` of each
   n-gram (text-dedup's faster hash), text-dedup's permutations `(a * x + b) mod (2^61 - 1)` and the minimum per
-  permutation, bands as bytes; against `builders.shingles.text_units(...).ngrams(5)` and
-  `builders.dedup.band_keys` on batches of 2,048 rows;
+  permutation, bands as bytes; against `builders.dedup.shingles.text_units(...).ngrams(5)` and
+  `builders.dedup.minhash.band_keys` on batches of 2,048 rows;
 - clusters: `UnionFind.union` over random pairs, then `find` for every row; against
-  `builders.dedup.cluster_first_rows` (scipy's connected components).
+  `builders.dedup.minhash.cluster_first_rows` (scipy's connected components).
 
 The documents are windows of the Alpaca answers in `data/`. The end-to-end comparison with the
 text-dedup CLI (and datasketch) is `benchmarks/dedup.py`.
@@ -60,8 +60,8 @@ def text_dedup_signatures(docs: list[str], ngram: int, bands: int, rows: int) ->
 
 
 def builders_signatures(docs: list[str], ngram: int, bands: int, rows: int) -> list[np.ndarray]:
-    from builders.dedup import BATCH_SIZE, band_keys, permutations
-    from builders.shingles import text_units
+    from builders.dedup.minhash import BATCH_SIZE, band_keys, permutations
+    from builders.dedup.shingles import text_units
 
     multipliers = permutations(42, bands * rows)
     return [
@@ -97,7 +97,7 @@ def main() -> None:
     from text_dedup.utils import optimal_param
     from text_dedup.utils.union_find import UnionFind
 
-    from builders.dedup import cluster_first_rows
+    from builders.dedup.minhash import cluster_first_rows
 
     docs = documents(args.docs, args.words)
     bands, rows = optimal_param(0.7, 128)

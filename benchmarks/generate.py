@@ -42,19 +42,27 @@ def main() -> None:
 
     from builders.config import parse_config
     from builders.data import ROW_ID
-    from builders.generate import as_prompt, row_seed
+    from builders.generation.stage import as_prompt, row_seed
     from builders.run import Run
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-generate-"))
     config = parse_config(
         cosmopedia.CosmopediaConfig,
         [
-            "--config", str(REPO / "configs/cosmopedia/demo.yaml"),
-            "--model", args.model, "--dtype", args.dtype,
-            "--max_new_tokens", str(args.max_new_tokens), "--batch_size", str(args.batch_size),
-            "--output_dir", str(workdir / "out"),
+            "--config",
+            str(REPO / "configs/cosmopedia/demo.yaml"),
+            "--model",
+            args.model,
+            "--dtype",
+            args.dtype,
+            "--max_new_tokens",
+            str(args.max_new_tokens),
+            "--batch_size",
+            str(args.batch_size),
+            "--output_dir",
+            str(workdir / "out"),
         ],
-    )  # fmt: skip
+    )
     run = Run(config, cosmopedia.INFO)
     seeds = run.load(columns=["text"])
     copies = -(-args.num_prompts // len(seeds))
@@ -80,9 +88,13 @@ def main() -> None:
 
     def params(seed):
         return SamplingParams(
-            max_tokens=sampling.max_new_tokens, temperature=sampling.temperature, top_p=sampling.top_p,
-            top_k=sampling.top_k, repetition_penalty=sampling.repetition_penalty, seed=seed,
-        )  # fmt: skip
+            max_tokens=sampling.max_new_tokens,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            repetition_penalty=sampling.repetition_penalty,
+            seed=seed,
+        )
 
     seeded = [params(row_seed(config.seed, rid, "bench")) for rid in prompts[ROW_ID]]
     unseeded = params(None)
@@ -108,8 +120,10 @@ def main() -> None:
             results[name].append((tokens, time.perf_counter() - began))
 
     best = {name: max(t / s for t, s in runs) for name, runs in results.items()}
-    print(f"\nmodel {args.model} ({args.dtype}), {args.num_prompts} prompts, max_new_tokens {args.max_new_tokens}, "
-          f"recipe batch_size {args.batch_size}, best of {args.repeats}")  # fmt: skip
+    print(
+        f"\nmodel {args.model} ({args.dtype}), {args.num_prompts} prompts, max_new_tokens {args.max_new_tokens}, "
+        f"recipe batch_size {args.batch_size}, best of {args.repeats}"
+    )
     print(f"{'variant':<16} {'tokens':>8} {'seconds':>8} {'tokens/s':>9}")
     for name, runs in results.items():
         tokens, seconds = max(runs, key=lambda r: r[0] / r[1])

@@ -1,4 +1,4 @@
-"""Benchmark: the ROUGE-L novelty filter, `builders.novelty.RougeLNovelty` against Stanford Alpaca's way.
+"""Benchmark: the ROUGE-L novelty filter, `builders.methods.self_instruct.novelty.RougeLNovelty` against Stanford Alpaca's way.
 
 Alpaca (`generate_instruction.py`) scores each new instruction against the whole task pool with
 `rouge_score.rouge_scorer._score_lcs` in a new `multiprocessing.Pool` per candidate, records the 10 most
@@ -38,7 +38,7 @@ import numpy as np
 from rouge_score import rouge_scorer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from builders.novelty import RougeLNovelty, rouge_tokens  # noqa: E402
+from builders.methods.self_instruct.novelty import RougeLNovelty, rouge_tokens  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 THRESHOLD, TOP_K = 0.7, 10

@@ -35,12 +35,25 @@ REPO = Path(__file__).resolve().parents[1]
 
 def recipe_command(args, output_dir: Path) -> list[str]:
     return [
-        sys.executable, str(REPO / "recipes" / "cosmopedia.py"),
-        "--config", str(REPO / "configs" / "cosmopedia" / "demo.yaml"),
-        "--model", args.model, "--dtype", args.dtype,
-        "--prompts_per_seed", str(args.prompts_per_seed), "--max_new_tokens", str(args.max_new_tokens),
-        "--batch_size", str(args.batch_size), "--min_text_tokens", "1", "--output_dir", str(output_dir),
-    ]  # fmt: skip
+        sys.executable,
+        str(REPO / "recipes" / "cosmopedia.py"),
+        "--config",
+        str(REPO / "configs" / "cosmopedia" / "demo.yaml"),
+        "--model",
+        args.model,
+        "--dtype",
+        args.dtype,
+        "--prompts_per_seed",
+        str(args.prompts_per_seed),
+        "--max_new_tokens",
+        str(args.max_new_tokens),
+        "--batch_size",
+        str(args.batch_size),
+        "--min_text_tokens",
+        "1",
+        "--output_dir",
+        str(output_dir),
+    ]
 
 
 def timed_run(command: list[str]) -> float:

@@ -1,6 +1,6 @@
 """Sandbox throughput: executions per second on this machine's cores, ours against a process per execution.
 
-Ours: `builders.sandbox.run_many`, one fresh isolated interpreter per function that runs all of that function's
+Ours: `builders.methods.code.sandbox.run_many`, one fresh isolated interpreter per function that runs all of that function's
 inputs one at a time (network namespace, read-only mounts, own uid, rlimits, audit hook), `--workers` at a time.
 Peer: the usual harness for generated code (HumanEval's `check_correctness` pattern): one forked
 `multiprocessing.Process` per execution with rlimits set in the child, a result sent back through a pipe, and
@@ -21,9 +21,9 @@ import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from builders.code_sources import stdlib_folder
-from builders.harvest import harvest_functions
-from builders.sandbox import isolation_layers, run_many
+from builders.methods.code.harvest import harvest_functions
+from builders.methods.code.sandbox import isolation_layers, run_many
+from builders.methods.code.sources import stdlib_folder
 
 FILES = ("operator.py", "colorsys.py", "bisect.py", "string.py", "statistics.py", "fractions.py", "calendar.py")
 
@@ -118,7 +118,7 @@ def main() -> None:
     print("| method | seconds | executions/s |")
     print("|---|---:|---:|")
     print(
-        f"| builders.sandbox (a fresh isolated interpreter per function) | {ours_s:.2f} | {executions / ours_s:.1f} |"
+        f"| builders.methods.code.sandbox (a fresh isolated interpreter per function) | {ours_s:.2f} | {executions / ours_s:.1f} |"
     )
     print(f"| peer: a forked process per execution (HumanEval style) | {peer_s:.2f} | {executions / peer_s:.1f} |")
     print()

@@ -29,24 +29,82 @@ import yaml
 from builders.errors import UserError
 
 
-def knob(default: Any = None, help: str = "", affects_data: bool = True, **kwargs) -> Any:
-    """A config field with its help text; mutable defaults are wrapped for you."""
-    metadata = {"help": help, "affects_data": affects_data}
+def knob(
+    default: Any = None,
+    help: str = "",
+    affects_data: bool = True,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    above: float | None = None,
+    **kwargs,
+) -> Any:
+    """A config field with its help text and bounds; mutable defaults are wrapped for you.
+
+    `min`/`max` are inclusive bounds, `above` an exclusive lower bound; `check_bounds` enforces them for every
+    config (a null value of an optional key passes). A recipe that redefines a field keeps its base's bounds.
+    """
+    bounds = {k: v for k, v in (("min", min), ("max", max), ("above", above)) if v is not None}
+    metadata = {"help": help, "affects_data": affects_data, **bounds}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata, **kwargs)
     return field(default=default, metadata=metadata, **kwargs)
 
 
-@dataclass
-class RecipeConfig:
-    """The keys every recipe accepts."""
+def check_bounds(config: Any) -> None:
+    """Every field's bounds (`knob(min=, max=, above=)`), checked in one place; a UserError names the key."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        bounds = _bounds(type(config), f.name)
+        low, high, above = bounds.get("min"), bounds.get("max"), bounds.get("above")
+        if (
+            (low is not None and value < low)
+            or (high is not None and value > high)
+            or (above is not None and value <= above)
+        ):
+            null = " or null" if _optional(type(config), f.name) else ""
+            raise UserError(f"config key '{f.name}' must be {_describe(low, high, above)}{null}, got {value!r}")
 
-    # --- input rows
+
+def _bounds(config_class: type, name: str) -> dict:
+    """The bounds of `name` from the most derived class that gives any (a redefinition may omit them)."""
+    for cls in config_class.__mro__:
+        f = getattr(cls, "__dataclass_fields__", {}).get(name)
+        if f is not None and any(k in f.metadata for k in ("min", "max", "above")):
+            return dict(f.metadata)
+    return {}
+
+
+def _optional(config_class: type, name: str) -> bool:
+    return type(None) in typing.get_args(typing.get_type_hints(config_class)[name])
+
+
+def _describe(low, high, above) -> str:
+    if above is not None and high is not None:
+        return f"in ({above}, {high}]"
+    if low is not None and high is not None:
+        return f"between {low} and {high}"
+    if above is not None:
+        return f"> {above}"
+    return f">= {low}" if low is not None else f"<= {high}"
+
+
+@dataclass
+class DataArgs:
+    """Input rows."""
+
     dataset: str | None = knob(None, "input rows: a local jsonl/json/parquet/csv file, a folder of them, or a Hub id")
     dataset_split: str = knob("train", "split to read from `dataset`")
     dataset_config: str | None = knob(None, "Hub dataset config name, if the dataset has several")
-    num_samples: int | None = knob(None, "use only the first N input rows (None: all)")
-    # --- model and engine
+    num_samples: int | None = knob(None, "use only the first N input rows (None: all)", min=1)
+
+
+@dataclass
+class EngineArgs:
+    """The model and the engine that runs it (vLLM offline, or an OpenAI-compatible server)."""
+
     model: str = knob("smollm2-135m-instruct", "embedded name (smollm2-135m-instruct, tiny-random), folder or Hub id")
     model_revision: str | None = knob(None, "Hub revision (branch, tag or commit) of `model`")
     backend: Literal["vllm", "openai"] = knob(
@@ -58,11 +116,13 @@ class RecipeConfig:
         {}, "extra variables for the model's chat template, e.g. {enable_thinking: true} for Qwen3"
     )
     dtype: str = knob("auto", "model dtype for the engine (auto, bfloat16, float16, float32)")
-    max_model_len: int | None = knob(None, "context length given to vLLM (None: the model's)", affects_data=False)
-    tensor_parallel_size: int = knob(1, "GPUs per engine (vLLM)", affects_data=False)
-    pipeline_parallel_size: int = knob(1, "pipeline stages per engine (vLLM)", affects_data=False)
-    gpu_memory_utilization: float = knob(0.9, "share of GPU memory vLLM may use", affects_data=False)
-    max_num_seqs: int | None = knob(None, "most sequences vLLM schedules at once", affects_data=False)
+    max_model_len: int | None = knob(
+        None, "context length given to vLLM (None: the model's)", affects_data=False, min=1
+    )
+    tensor_parallel_size: int = knob(1, "GPUs per engine (vLLM)", affects_data=False, min=1)
+    pipeline_parallel_size: int = knob(1, "pipeline stages per engine (vLLM)", affects_data=False, min=1)
+    gpu_memory_utilization: float = knob(0.9, "share of GPU memory vLLM may use", affects_data=False, above=0, max=1)
+    max_num_seqs: int | None = knob(None, "most sequences vLLM schedules at once", affects_data=False, min=1)
     enable_prefix_caching: bool | None = knob(None, "vLLM prefix caching (None: vLLM's default)", affects_data=False)
     quantization: str | None = knob(None, "vLLM quantization method (awq, gptq, fp8, ...)")
     enforce_eager: bool = knob(False, "disable CUDA graphs / compilation in vLLM", affects_data=False)
@@ -70,55 +130,81 @@ class RecipeConfig:
     # --- OpenAI-compatible server (backend: openai)
     base_url: str | None = knob(None, "server URL, e.g. http://127.0.0.1:8000/v1", affects_data=False)
     api_key_env: str = knob("OPENAI_API_KEY", "environment variable that holds the API key", affects_data=False)
-    max_concurrency: int = knob(64, "requests in flight at once", affects_data=False)
-    request_timeout: float = knob(600.0, "seconds before a request is abandoned and retried", affects_data=False)
-    max_retries: int = knob(6, "retries per request (exponential backoff with jitter)", affects_data=False)
-    # --- sampling
-    seed: int = knob(42, "global seed; every random choice derives from (seed, row id)")
-    batch_size: int = knob(1024, "rows handed to the engine per call; also the checkpoint granularity")
-    max_new_tokens: int = knob(1024, "most tokens generated per row")
-    temperature: float = knob(0.7, "sampling temperature (0: greedy)")
-    top_p: float = knob(0.95, "nucleus sampling")
-    top_k: int = knob(-1, "top-k sampling (-1: off)")
-    repetition_penalty: float = knob(1.0, "repetition penalty (1.0: off)")
-    # --- filters and dedup
-    dedup: bool = knob(True, "MinHash near-dedup of the generated text")
-    dedup_threshold: float = knob(0.7, "Jaccard similarity above which rows are near duplicates")
-    dedup_ngram: int = knob(5, "n-gram size for MinHash (words; characters for text without spaces)")
-    dedup_num_perm: int = knob(128, "MinHash permutations")
-    decontaminate: list = knob([], "benchmarks to remove overlaps with: [{path, columns, split?, name?}]")
-    decontamination_ngram: int = knob(12, "n-gram size for decontamination candidates")
-    decontamination_threshold: float = knob(
-        0.5, "a candidate row is contaminated when difflib's ratio to the benchmark sample is at least this"
+    max_concurrency: int = knob(64, "requests in flight at once", affects_data=False, min=1)
+    request_timeout: float = knob(
+        600.0, "seconds before a request is abandoned and retried", affects_data=False, above=0
     )
-    # --- quality filters (builders/quality.py); null turns a check off
+    max_retries: int = knob(6, "retries per request (exponential backoff with jitter)", affects_data=False, min=0)
+
+
+@dataclass
+class SamplingArgs:
+    """Sampling, batching and the seed every random choice derives from."""
+
+    seed: int = knob(42, "global seed; every random choice derives from (seed, row id)")
+    batch_size: int = knob(1024, "rows handed to the engine per call; also the checkpoint granularity", min=1)
+    max_new_tokens: int = knob(1024, "most tokens generated per row", min=1)
+    temperature: float = knob(0.7, "sampling temperature (0: greedy)", min=0)
+    top_p: float = knob(0.95, "nucleus sampling", above=0, max=1)
+    top_k: int = knob(-1, "top-k sampling (-1: off)", min=-1)
+    repetition_penalty: float = knob(1.0, "repetition penalty (1.0: off)", above=0)
+
+
+@dataclass
+class DedupArgs:
+    """MinHash dedup and decontamination."""
+
+    dedup: bool = knob(True, "MinHash near-dedup of the generated text")
+    dedup_threshold: float = knob(0.7, "Jaccard similarity above which rows are near duplicates", above=0, max=1)
+    dedup_ngram: int = knob(5, "n-gram size for MinHash (words; characters for text without spaces)", min=1)
+    dedup_num_perm: int = knob(128, "MinHash permutations", min=2)
+    decontaminate: list = knob([], "benchmarks to remove overlaps with: [{path, columns, split?, name?}]")
+    decontamination_ngram: int = knob(12, "n-gram size for decontamination candidates", min=1)
+    decontamination_threshold: float = knob(
+        0.5,
+        "a candidate row is contaminated when difflib's ratio to the benchmark sample is at least this",
+        above=0,
+        max=1,
+    )
+
+
+@dataclass
+class QualityArgs:
+    """Heuristic quality checks (builders/filters/quality.py); null turns a check off."""
+
     quality_filters: bool = knob(True, "heuristic quality checks in the recipes that have them (keys quality_*)")
-    quality_min_tokens: int | None = knob(None, "drop texts with fewer tokens than this")
-    quality_max_tokens: int | None = knob(None, "drop texts with more tokens than this")
-    quality_max_repeated_lines: float | None = knob(0.3, "drop texts whose repeated lines exceed this share (Gopher)")
+    quality_min_tokens: int | None = knob(None, "drop texts with fewer tokens than this", min=0)
+    quality_max_tokens: int | None = knob(None, "drop texts with more tokens than this", min=1)
+    quality_max_repeated_lines: float | None = knob(
+        0.3, "drop texts whose repeated lines exceed this share (Gopher)", min=0, max=1
+    )
     quality_max_repeated_ngrams: float | None = knob(
-        0.15, "drop texts with more than this share of characters in repeated word 5-grams (Gopher)"
+        0.15, "drop texts with more than this share of characters in repeated word 5-grams (Gopher)", min=0, max=1
     )
     quality_max_phrase_repeats: int | None = knob(
-        4, "drop texts where a phrase comes more than this many times in a row"
+        4, "drop texts where a phrase comes more than this many times in a row", min=1
     )
     quality_max_html_tags: int | None = knob(2, "drop texts with more HTML tags than this")
-    quality_max_non_letters: float | None = knob(0.5, "drop texts whose non-space characters are mostly not letters")
+    quality_max_non_letters: float | None = knob(
+        0.5, "drop texts whose non-space characters are mostly not letters", min=0, max=1
+    )
     quality_max_replacement_chars: int | None = knob(0, "drop texts with more U+FFFD characters than this")
-    quality_max_prompt_echo: float | None = knob(0.5, "drop texts that repeat this share of the prompt's word 8-grams")
+    quality_max_prompt_echo: float | None = knob(
+        0.5, "drop texts that repeat this share of the prompt's word 8-grams", min=0, max=1
+    )
     quality_drop_refusals: bool = knob(True, "drop 'As an AI language model' style refusals")
     quality_language: str | None = knob(None, "expected language of the text (ISO 639-1: en, zh, ...); null: any")
     keep_rejected: bool = knob(False, "also write dropped rows (with their reason) to the `rejected` split")
-    # --- output
+
+
+@dataclass
+class OutputArgs:
+    """The output folder and the dataset card."""
+
     output_dir: str = knob(
         "outputs/run", "output folder: data, dataset card, config, stats, checkpoints", affects_data=False
     )
     overwrite: bool = knob(False, "replace an output_dir that holds a different run", affects_data=False)
-    push_to_hub: bool = knob(False, "publish the output to the Hub when the run ends", affects_data=False)
-    hub_repo_id: str | None = knob(None, "Hub dataset repo, e.g. my-org/my-dataset", affects_data=False)
-    hub_private: bool = knob(False, "create the Hub repo as private", affects_data=False)
-    hub_revision: str | None = knob(None, "branch to push to (None: main)", affects_data=False)
-    hub_config_name: str = knob("default", "dataset config name on the Hub", affects_data=False)
     license: str = knob("apache-2.0", "license written in the dataset card", affects_data=False)
     pretty_name: str | None = knob(None, "title of the dataset card", affects_data=False)
     project_url: str | None = knob(
@@ -127,18 +213,29 @@ class RecipeConfig:
         affects_data=False,
     )
 
+
+@dataclass
+class HubArgs:
+    """Publishing to the Hugging Face Hub."""
+
+    push_to_hub: bool = knob(False, "publish the output to the Hub when the run ends", affects_data=False)
+    hub_repo_id: str | None = knob(None, "Hub dataset repo, e.g. my-org/my-dataset", affects_data=False)
+    hub_private: bool = knob(False, "create the Hub repo as private", affects_data=False)
+    hub_revision: str | None = knob(None, "branch to push to (None: main)", affects_data=False)
+    hub_config_name: str = knob("default", "dataset config name on the Hub", affects_data=False)
+
+
+@dataclass
+class RecipeConfig(HubArgs, OutputArgs, QualityArgs, DedupArgs, SamplingArgs, EngineArgs, DataArgs):
+    """The keys every recipe accepts, in groups (fields come in the order data, engine, sampling, dedup, quality,
+    output, hub); flags and YAML keys are the field names."""
+
     def __post_init__(self) -> None:
         if self.push_to_hub and not self.hub_repo_id:
             raise UserError("push_to_hub is true but hub_repo_id is empty; set --hub_repo_id ORG/NAME")
         if self.backend == "openai" and not self.base_url:
             raise UserError("backend 'openai' needs base_url (e.g. --base_url http://127.0.0.1:8000/v1)")
-        for name in ("batch_size", "max_new_tokens", "max_concurrency"):
-            if getattr(self, name) < 1:
-                raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
-        if self.num_samples is not None and self.num_samples < 1:
-            raise UserError(f"config key 'num_samples' must be >= 1 or null, got {self.num_samples}")
-        if not 0 < self.dedup_threshold <= 1:
-            raise UserError(f"config key 'dedup_threshold' must be in (0, 1], got {self.dedup_threshold}")
+        check_bounds(self)
 
     # -- helpers used by the run machinery
 

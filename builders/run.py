@@ -2,45 +2,41 @@
 
     run = Run(config, INFO)                        # checks output_dir, Hub token
     seeds = run.load(columns=["text"])             # input rows (+ `_row` id)
+    prompts = run.map(seeds, build_prompts, stage="prompts", batched=True)
     rows = run.generate(prompts, prompt_column="prompt", output_column="text")
     rows = run.filter(rows, generation_checks("text", min_tokens=150), stage="quality")
     rows = run.dedup(rows, column="text")
     run.finish(rows, seed_data="...")              # data + card + config + stats, then push
 
-Each stage records rows in, rows out and drops by reason in the funnel (`stats.json`, the card).
+Each stage records rows in, rows out and drops by reason in the funnel (`stats.json`, the card). `Run` is a
+façade: the work is done in `generation/`, `filters/`, `dedup/stages.py` and `output/`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import shutil
-import time
 from functools import cached_property
 from pathlib import Path
 
 import datasets
-from datasets import Dataset, concatenate_datasets
+from datasets import Dataset
 
-from builders import distributed
-from builders.card import RecipeInfo, build_card, length_stats
-from builders.checkpoint import CheckpointStore
-from builders.config import RecipeConfig, save_config
+from builders.config import RecipeConfig
 from builders.data import load_rows
-from builders.dedup import exact_dedup, minhash_dedup
-from builders.engines import Engine, Sampling, build_engine
-from builders.filters import REASON, Check, apply_checks
-from builders.generate import GenerationReport, generate_column
-from builders.sink import (
-    claim_output_dir,
-    guard_output_dir,
-    publish,
-    recover,
-    staging_dir,
-    write_parquet_shards,
-)
-from builders.stats import Funnel
+from builders.dedup.stages import DedupSettings, decontaminate_rows, dedup_rows, embedding_dedup_rows
+from builders.filters.checks import Check, apply_checks
+from builders.generation import distributed
+from builders.generation.checkpoint import CheckpointStore
+from builders.generation.engines import Engine, Sampling, build_engine
+from builders.generation.models import load_tokenizer
+from builders.generation.stage import GenerationReport, generate_column
+from builders.output.card import RecipeInfo, build_card
+from builders.output.funnel import Funnel
+from builders.output.sink import claim_output_dir, guard_output_dir, recover
+from builders.output.summary import print_summary, throughput
+from builders.output.writer import rejected_rows, text_figures, write_output
 
 logger = logging.getLogger("builders")
 
@@ -68,7 +64,7 @@ class Run:
         )
         distributed.wait_for_everyone("output_dir checked")  # by every process, before the main one claims it
         if config.push_to_hub and distributed.is_main_process():
-            from builders.hub import check_can_push
+            from builders.output.hub import check_can_push
 
             check_can_push()  # fail now, not after hours of generation
         if distributed.is_main_process() and recover(self.output_dir):
@@ -89,6 +85,13 @@ class Run:
     def record(self, stage: str, rows_in: int, rows_out: int, dropped: dict | None = None, **details) -> None:
         self.funnel.record(stage, rows_in, rows_out, dropped, **details)
 
+    def map(self, ds: Dataset, function, stage: str, **map_kwargs) -> Dataset:
+        """`ds.map(function, **map_kwargs)`, recorded in the funnel as `stage`: for a batched map that turns each
+        row into several (prompts per seed, one row per request) or none."""
+        out = ds.map(function, **map_kwargs)
+        self.funnel.record(stage, len(ds), len(out))
+        return out
+
     # -- generation ----------------------------------------------------------------------------------------
 
     @cached_property
@@ -100,23 +103,8 @@ class Run:
 
     @cached_property
     def tokenizer(self):
-        """The model's Hugging Face tokenizer (token budgets, chat-template prefixes); None if not loadable.
-
-        A model reached only through a server (backend: openai, a hosted name) may have no local tokenizer;
-        callers then fall back to word counts.
-        """
-        from transformers import AutoTokenizer
-
-        from builders.models import EMBEDDED_MODELS, resolve_model
-
-        if self.config.backend != "openai" or self.config.model in EMBEDDED_MODELS:
-            path = resolve_model(self.config.model, revision=self.config.model_revision)
-            return AutoTokenizer.from_pretrained(path, revision=self.config.model_revision)
-        try:  # a server's model name may also be a Hub id or a local folder
-            return AutoTokenizer.from_pretrained(self.config.model, revision=self.config.model_revision)
-        except Exception as err:
-            logger.warning("no local tokenizer for %s (%s); budgets count words", self.config.model, err)
-            return None
+        """The model's tokenizer, loaded once; None for a served model with no local tokenizer (words then)."""
+        return load_tokenizer(self.config.model, self.config.backend, self.config.model_revision)
 
     def sampling(self, **overrides) -> Sampling:
         c = self.config
@@ -197,134 +185,73 @@ class Run:
         """Keep the rows that pass every check; count the others by reason."""
         kept, rejected, counts = apply_checks(ds, checks, desc=f"Filtering ({stage})")
         self.funnel.record(stage, len(ds), len(kept), counts)
-        self._keep_rejected(rejected, stage)
+        self.keep_rejected(rejected, stage)
         return kept
 
-    def dedup(
-        self,
-        ds: Dataset,
-        column: str,
-        stage: str = "dedup",
-        threshold: float | None = None,
-        ngram: int | None = None,
-        num_perm: int | None = None,
-        force: bool = False,
-        tokenizer: str = "auto",
-        exact: bool = True,
-        engine: str = "memory",
-        spark_master: str | None = None,
-    ) -> Dataset:
+    def dedup(self, ds: Dataset, column: str, stage: str = "dedup", force: bool = False, **overrides) -> Dataset:
         """Exact dedup (normalised text), then MinHash near-dedup; the first row of each cluster survives.
 
-        The MinHash settings come from the config unless given (e.g. Persona Hub dedups short personas with
-        1-grams at 0.9). `force` runs it even when the config's `dedup` is off (a method's own dedup step).
-        `tokenizer`: word or char n-grams, or auto (per row); `exact=False` skips the exact pass.
-        `engine="spark"` computes the same kept rows on Apache Spark (`spark_master`, default `local[*]`).
+        `overrides` are `DedupSettings` fields a method sets itself (e.g. Persona Hub dedups short personas with
+        `ngram=1, threshold=0.9`); the rest come from the config's `dedup_*` keys. `force` runs it even when the
+        config's `dedup` is off (a method's own dedup step).
         """
-        c = self.config
-        if not (c.dedup or force) or len(ds) == 0:
+        if not (self.config.dedup or force) or len(ds) == 0:
             return ds
-        settings = (threshold, ngram, num_perm, tokenizer, exact, engine, spark_master)
-        return self._global(stage, lambda: self._dedup(ds, column, stage, *settings))
-
-    def _dedup(self, ds, column, stage, threshold, ngram, num_perm, tokenizer, exact, engine, spark_master):
-        c = self.config
-        rows_in, exact_removed = len(ds), 0
-        ngram = ngram or c.dedup_ngram
-        settings = {
-            "threshold": threshold or c.dedup_threshold,
-            "ngram": ngram,
-            "num_perm": num_perm or c.dedup_num_perm,
-            "seed": c.seed,
-            "tokenizer": tokenizer,
-        }
-        if engine == "spark":
-            from builders.spark_dedup import dedup_stages
-
-            scratch = self.output_dir / ".checkpoints"  # on a cluster, output_dir is where every executor reads
-            exact_result, near_result = dedup_stages(ds, column, exact, spark_master, scratch, **settings)
-        else:  # rows too short for MinHash are skipped by exact dedup too
-            exact_result = exact_dedup(ds, column, min_length=ngram, return_removed=True) if exact else None
-            near_result = minhash_dedup(exact_result[0] if exact else ds, column, return_removed=True, **settings)
-        if exact_result:
-            _, exact_stats, removed = exact_result
-            exact_removed = exact_stats["removed"]
-            self._keep_rejected(removed.add_column(REASON, ["exact_duplicate"] * len(removed)), stage)
-        near, near_stats, removed = near_result
-        dropped = {"exact_duplicate": exact_removed, "near_duplicate": near_stats["removed"]}
-        details = {k: v for k, v in near_stats.items() if k != "removed"}  # the drop reasons hold the counts
-        self.funnel.record(stage, rows_in, len(near), {k: v for k, v in dropped.items() if v}, **details)
-        self._keep_rejected(removed.add_column(REASON, ["near_duplicate"] * len(removed)), stage)
-        return near
-
-    def _global(self, stage: str, compute) -> Dataset:
-        """A global stage (dedup, decontamination, embedding dedup) runs once on the whole dataset: in a launch of
-        several processes, on the main process only (its funnel and rejected rows are the run's); the others wait
-        and read its rows from the checkpoint folder."""
-        if distributed.num_processes() == 1:
-            return compute()
-        self._claim()
-        shared = self.store.root / "global" / stage
-        if distributed.is_main_process():
-            rows = compute()
-            shutil.rmtree(shared, ignore_errors=True)
-            rows.save_to_disk(str(shared))
-        distributed.wait_for_everyone(f"{stage} (main process)")
-        return rows if distributed.is_main_process() else datasets.load_from_disk(str(shared))
+        settings = DedupSettings.from_config(self.config, **overrides)
+        scratch = self.output_dir / ".checkpoints"  # on a cluster, output_dir is where every executor reads
+        return self._global(stage, ds, lambda: dedup_rows(ds, column, settings, scratch))
 
     def decontaminate(self, ds: Dataset, column: str, stage: str = "decontaminate") -> Dataset:
         """Remove rows that overlap the config's `decontaminate` benchmarks; the funnel counts them per benchmark.
 
         A no-op (and no funnel stage) when the config names no benchmark.
         """
-        if not self.config.decontaminate:
-            return ds
-        return self._global(stage, lambda: self._decontaminate(ds, column, stage))
-
-    def _decontaminate(self, ds: Dataset, column: str, stage: str) -> Dataset:
-        from builders.decontaminate import decontaminate, load_benchmarks
-
         c = self.config
-        if self._benchmarks is None:
-            self._benchmarks = load_benchmarks(c.decontaminate)
-        kept, removed, per_benchmark = decontaminate(
-            ds, column, self._benchmarks, ngram=c.decontamination_ngram, threshold=c.decontamination_threshold
-        )
-        details = {"ngram": c.decontamination_ngram, "min_similarity": c.decontamination_threshold}
-        details.update({f"removed_by_{label}": n for label, n in per_benchmark.items()})
-        dropped = {"contaminated": len(removed)} if len(removed) else {}
-        self.funnel.record(stage, len(ds), len(kept), dropped, **details)
-        self._keep_rejected(removed.add_column(REASON, ["contaminated"] * len(removed)), stage)
-        return kept
+        if not c.decontaminate:
+            return ds
 
-    def keep_rejected(self, rejected: Dataset, stage: str) -> None:
-        """Keep rows a recipe dropped itself (with a `_drop_reason` column) for the `rejected` split."""
-        self._keep_rejected(rejected, stage)
+        def compute():
+            from builders.filters.decontaminate import load_benchmarks
+
+            if self._benchmarks is None:
+                self._benchmarks = load_benchmarks(c.decontaminate)
+            return decontaminate_rows(
+                ds, column, self._benchmarks, c.decontamination_ngram, c.decontamination_threshold
+            )
+
+        return self._global(stage, ds, compute)
 
     def embedding_dedup(
         self, ds: Dataset, column: str, stage: str, threshold: float = 0.9, model: str = "all-minilm-l6-v2"
     ) -> Dataset:
         """Drop rows whose `column` embeds within cosine `threshold` of an earlier kept row (blocked, never n x n)."""
-        return self._global(stage, lambda: self._embedding_dedup(ds, column, stage, threshold, model))
+        return self._global(stage, ds, lambda: embedding_dedup_rows(ds, column, threshold, model))
 
-    def _embedding_dedup(self, ds: Dataset, column: str, stage: str, threshold: float, model: str) -> Dataset:
-        from builders.embedding_dedup import embedding_dedup
+    def _global(self, stage: str, ds: Dataset, compute) -> Dataset:
+        """A global stage runs once on the whole dataset: in a launch of several processes, on the main process
+        only (its funnel and rejected rows are the run's); the others wait and read its rows from disk."""
 
-        kept, stats, removed = embedding_dedup(ds, column, threshold=threshold, model=model, return_removed=True)
-        removed_count = stats.pop("removed")
-        dropped = {"semantic_duplicate": removed_count} if removed_count else {}
-        self.funnel.record(stage, len(ds), len(kept), dropped, **stats)
-        self._keep_rejected(removed.add_column(REASON, ["semantic_duplicate"] * len(removed)), stage)
-        return kept
+        def run_and_record() -> Dataset:
+            result = compute()
+            self.funnel.record(stage, len(ds), len(result.kept), result.dropped, **result.details)
+            self.keep_rejected(result.removed, stage)
+            return result.kept
 
-    def _keep_rejected(self, rejected: Dataset, stage: str) -> None:
-        if not self.config.keep_rejected or len(rejected) == 0:
-            return
-        rows = [
-            {"stage": stage, "reason": row.pop(REASON), "row": json.dumps(row, ensure_ascii=False, default=str)}
-            for row in rejected
-        ]
-        self.rejected.append(Dataset.from_list(rows))
+        if distributed.num_processes() == 1:
+            return run_and_record()
+        self._claim()
+        shared = self.store.root / "global" / stage
+        if distributed.is_main_process():
+            rows = run_and_record()
+            shutil.rmtree(shared, ignore_errors=True)
+            rows.save_to_disk(str(shared))
+        distributed.wait_for_everyone(f"{stage} (main process)")
+        return rows if distributed.is_main_process() else datasets.load_from_disk(str(shared))
+
+    def keep_rejected(self, rejected: Dataset, stage: str) -> None:
+        """Keep dropped rows (with a `_drop_reason` column) for the `rejected` split, when `keep_rejected` is on."""
+        if self.config.keep_rejected and len(rejected):
+            self.rejected.append(rejected_rows(rejected, stage))
 
     # -- output --------------------------------------------------------------------------------------------
 
@@ -346,25 +273,15 @@ class Run:
             return None
         self._claim(everyone=False)
         generated = ds["completion_tokens"] if "completion_tokens" in ds.column_names else None
-        private = [c for c in ds.column_names if c.startswith("_")]
-        ds = ds.remove_columns(private)
+        ds = ds.remove_columns([c for c in ds.column_names if c.startswith("_")])
         if columns:
             ds = ds.select_columns([c for c in columns if c in ds.column_names])
         if len(ds) == 0:
             logger.warning("every row was dropped; the output holds an empty dataset (see the funnel)")
-        self.funnel.extra["generation"] = self._throughput(reports)
+        retried = getattr(self.__dict__.get("engine"), "retries", 0) - self._retries_before
+        self.funnel.extra["generation"] = throughput(reports, retried)
         images = dict(images or {})
         figures = self._text_figures(ds, images, generated)
-
-        staging = staging_dir(self.output_dir)
-        write_parquet_shards(ds, staging / "data")
-        if self.rejected:
-            write_parquet_shards(concatenate_datasets(self.rejected), staging / "rejected", split="rejected")
-        for name, data in images.items():
-            (staging / "images").mkdir(exist_ok=True)
-            (staging / "images" / name).write_bytes(data)
-        save_config(self.config, staging / "config.yaml")
-        self.funnel.write(staging / "stats.json")
         card = build_card(
             ds,
             self.info,
@@ -375,51 +292,49 @@ class Run:
             sections=list(card_sections),
             **figures,
         )
-        card.save(staging / "README.md")
-        publish(staging, self.output_dir)
-        self._summary(ds)
-
+        write_output(
+            self.output_dir,
+            ds,
+            rejected=self.rejected,
+            images=images,
+            config=self.config,
+            funnel=self.funnel,
+            card=card,
+        )
+        print_summary(self.funnel, ds, self.output_dir, self.info.text_column)
         if self.config.push_to_hub:
-            from builders.hub import push_output_dir
+            from builders.output.hub import push_output_dir
 
+            c = self.config
             url = push_output_dir(
                 self.output_dir,
-                self.config.hub_repo_id,
-                private=self.config.hub_private,
-                revision=self.config.hub_revision,
-                config_name=self.config.hub_config_name,
+                c.hub_repo_id,
+                private=c.hub_private,
+                revision=c.hub_revision,
+                config_name=c.hub_config_name,
             )
             print(f"pushed to {url}")
         return self.output_dir
 
     def _text_figures(self, ds: Dataset, images: dict[str, bytes], generated: list[int] | None) -> dict:
-        """Length statistics, the length histogram (added to `images`) and diversity of the text column.
+        """The card's figures for the text column (its histogram added to `images`); none without one.
 
         Lengths are the generated token counts when the rows carry them (the text column is what the last
         generation wrote), else the text column measured with the model's tokenizer (words without a model).
         """
-        from builders.diversity import diversity_figures
-        from builders.figures import LENGTH_HISTOGRAM, length_histogram, text_lengths
+        from builders.output.figures import text_lengths
 
         column = self.info.text_column
-        feature = ds.features.get(column)
-        if len(ds) == 0 or getattr(feature, "dtype", None) not in ("string", "large_string"):
-            return {}  # no rows, or no text column to measure
-        texts = ds[column]
+        if len(ds) == 0 or getattr(ds.features.get(column), "dtype", None) not in ("string", "large_string"):
+            return {}
         if generated is not None:
             lengths, unit = generated, "tokens"
         else:  # a recipe that transforms a dataset (dedup) has no model: words then
-            lengths, unit = text_lengths(texts, self.tokenizer if self.info.generated else None)
-        images[LENGTH_HISTOGRAM] = length_histogram(lengths, unit, column)
-        diversity = diversity_figures(texts, seed=self.config.seed, ngram=self.config.dedup_ngram)
-        self.funnel.extra["text_length"] = {"column": column, "unit": unit, **length_stats(lengths)}
-        self.funnel.extra["diversity"] = diversity
-        return {
-            "lengths": lengths,
-            "length_unit": unit,
-            "histogram": f"images/{LENGTH_HISTOGRAM}",
-            "diversity": diversity,
-        }
+            lengths, unit = text_lengths(ds[column], self.tokenizer if self.info.generated else None)
+        c = self.config
+        histogram, figures = text_figures(ds, column, lengths, unit, c.seed, c.dedup_ngram, self.funnel)
+        images.update(histogram)
+        return figures
 
     def _claim(self, everyone: bool = True) -> None:
         """Record in output_dir that this run owns it; `everyone`: all processes call this, none writes before."""
@@ -432,40 +347,3 @@ class Run:
         if everyone:
             distributed.wait_for_everyone("output_dir claimed")
         self._claimed = True
-
-    def _throughput(self, reports: list[dict]) -> dict:
-        """What the engines did, summed over the processes; tokens/s adds up the processes' own rates."""
-        total = {name: sum(r[name] for r in reports) for name in reports[0]}
-        rates = [r["completion_tokens"] / r["engine_seconds"] for r in reports if r["engine_seconds"]]
-        out = {
-            "batches_generated": total["chunks_generated"],
-            "batches_resumed": total["chunks_resumed"],
-            "batches_retried": total["chunks_retried"],
-            # this process's engine (the main one's); an OpenAI-compatible server retries per request
-            "requests_retried": getattr(self.__dict__.get("engine"), "retries", 0) - self._retries_before,
-            "completion_tokens_generated": total["completion_tokens"],
-            "engine_seconds": round(total["engine_seconds"], 2),
-            "tokens_per_s": round(sum(rates), 1) if rates else None,
-        }
-        if len(reports) > 1:
-            out["processes"] = len(reports)
-            out["batches_generated_per_process"] = [r["chunks_generated"] for r in reports]
-        return out
-
-    def _summary(self, ds: Dataset) -> None:
-        t = self.funnel.extra["generation"]
-        print()
-        print(self.funnel.table())
-        print()
-        line = f"rows kept: {len(ds)}   elapsed: {time.time() - self.funnel.started:.0f}s"
-        if t["tokens_per_s"] is not None or t["batches_resumed"]:  # a recipe that generates nothing shows none
-            speed = f"{t['tokens_per_s']} tokens/s" if t["tokens_per_s"] is not None else "- tokens/s"
-            line += (
-                f"   generation: {t['completion_tokens_generated']} tokens at {speed} "
-                f"({t['batches_resumed']} batches resumed from checkpoints)"
-            )
-        print(line)
-        print(f"output: {self.output_dir.resolve()}")
-        if len(ds):
-            sample = str(ds[0].get(self.info.text_column, ds[0]))
-            print(f"sample {self.info.text_column}: {sample[:400]}{' ...' if len(sample) > 400 else ''}")

@@ -15,16 +15,14 @@ from typing import Literal
 
 from datasets import Dataset, Features, Value
 
-from builders.card import RecipeInfo
-from builders.case2code import observe
-from builders.code_sources import CodeSourceConfig
 from builders.config import knob, parse_config
 from builders.data import ROW_ID
-from builders.dedup import exact_dedup
+from builders.dedup.minhash import exact_dedup
 from builders.errors import UserError, exit_on_user_error
-from builders.filters import generation_checks
-from builders.harvest import harvest_rows
-from builders.prompts.case2code import (
+from builders.filters.checks import generation_checks
+from builders.generation.prefill import prefilled
+from builders.methods.code.case2code import observe
+from builders.methods.code.case2code_prompts import (
     TEMPLATES,
     choose_shown,
     describe_example,
@@ -34,7 +32,9 @@ from builders.prompts.case2code import (
     strip_docstring,
     training_prompt,
 )
-from builders.prompts.prefill import prefilled
+from builders.methods.code.harvest import harvest_rows
+from builders.methods.code.sources import CodeSourceConfig
+from builders.output.card import RecipeInfo
 from builders.run import Run
 
 
@@ -53,7 +53,7 @@ class Case2CodeConfig(CodeSourceConfig):
     timeout_s: float = knob(2.0, "wall-clock seconds per execution in the sandbox")
     memory_mb: int = knob(1024, "address-space limit of the sandbox process, in MiB")
     max_output_chars: int = knob(200, "drop examples whose output repr is longer than this")
-    min_examples: int = knob(3, "drop functions with fewer surviving input/output pairs")
+    min_examples: int = knob(3, "drop functions with fewer surviving input/output pairs", min=2)
     sandbox_workers: int | None = knob(None, "sandbox processes at once (None: one per core)", affects_data=False)
     prompts_per_function: int = knob(1, "training prompts made from each function (other templates and pairs)")
     min_shown: int = knob(2, "fewest pairs shown in a training prompt (m)")
@@ -67,8 +67,6 @@ class Case2CodeConfig(CodeSourceConfig):
         super().__post_init__()
         if not 1 <= self.min_shown <= self.max_shown:
             raise UserError(f"need 1 <= min_shown <= max_shown, got {self.min_shown} and {self.max_shown}")
-        if self.min_examples < 2:
-            raise UserError(f"min_examples must be >= 2 (one pair cannot show a rule), got {self.min_examples}")
 
 
 INFO = RecipeInfo(

@@ -15,13 +15,13 @@ Reproduce mode regenerates `text` from an existing prompt column (e.g. HuggingFa
 
 from dataclasses import dataclass
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import exit_on_user_error
-from builders.filters import generation_checks
-from builders.prompts.cosmopedia import AUDIENCES, FORMATS, build_prompt, choose_styles, style_pairs, truncate_extracts
-from builders.quality import quality_checks
+from builders.filters.checks import generation_checks
+from builders.filters.quality import quality_checks
+from builders.methods.cosmopedia import AUDIENCES, FORMATS, build_prompt, choose_styles, style_pairs, truncate_extracts
+from builders.output.card import RecipeInfo
 from builders.run import Run
 
 
@@ -102,8 +102,10 @@ def main(argv=None):
         seed_data = f"prompts from `{config.dataset}` (column `{config.prompt_column}`)"
     else:
         seeds = run.load(columns=[config.seed_column], key_hint="seed_column")
-        prompts = seeds.map(
+        prompts = run.map(
+            seeds,
             build_prompts,
+            stage="prompts",
             batched=True,
             remove_columns=seeds.column_names,
             fn_kwargs=dict(
@@ -117,7 +119,6 @@ def main(argv=None):
             ),
             desc="Building prompts",
         )
-        run.record("prompts", len(seeds), len(prompts))
         seed_data = f"`{config.dataset}` (column `{config.seed_column}`)"
 
     texts = run.generate(prompts, prompt_column="prompt", output_column="text")

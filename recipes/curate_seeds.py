@@ -16,8 +16,10 @@ from typing import Literal
 
 import numpy as np
 
-from builders.card import RecipeInfo
-from builders.clustering import (
+from builders.config import RecipeConfig, knob, parse_config
+from builders.dedup.embeddings import EMBEDDED_MINILM
+from builders.errors import UserError, exit_on_user_error
+from builders.methods.curate_seeds.clustering import (
     CLUSTER_ID,
     assign_clusters,
     central_rows,
@@ -25,8 +27,7 @@ from builders.clustering import (
     cluster_sample,
     fit_sample,
 )
-from builders.config import RecipeConfig, knob, parse_config
-from builders.curation import (
+from builders.methods.curate_seeds.curation import (
     LABEL_COLUMNS,
     add_labels,
     append_inputs,
@@ -40,9 +41,8 @@ from builders.curation import (
     long_enough,
     read_labels,
 )
-from builders.embeddings import EMBEDDED_MINILM
-from builders.errors import UserError, exit_on_user_error
-from builders.prompts.curate_seeds import DEFAULT_TEMPLATE, LABEL_PATTERN, SCORE_MAX, SCORE_MIN, check_template
+from builders.methods.curate_seeds.prompts import DEFAULT_TEMPLATE, LABEL_PATTERN, SCORE_MAX, SCORE_MIN, check_template
+from builders.output.card import RecipeInfo
 from builders.run import Run
 
 
@@ -60,18 +60,22 @@ class CurateSeedsConfig(RecipeConfig):
         None, "texts per embedding batch; null: 16 on the CPU (fastest measured), 256 on a GPU", affects_data=False
     )
     cluster_method: Literal["kmeans", "hdbscan"] = knob("kmeans", "kmeans (num_clusters) or hdbscan (finds the count)")
-    num_clusters: int = knob(145, "clusters for k-means (Cosmopedia: 145 on 100k web samples)")
-    min_cluster_size: int = knob(25, "hdbscan only: the fewest sample rows that make a cluster")
-    fit_sample_size: int = knob(100_000, "clusters are fitted on this many rows; the rest join the nearest centroid")
-    examples_per_cluster: int = knob(8, "central texts shown to the model per cluster")
-    example_chars: int = knob(500, "each central text is cut to this many characters in the prompt")
+    num_clusters: int = knob(145, "clusters for k-means (Cosmopedia: 145 on 100k web samples)", min=1)
+    min_cluster_size: int = knob(25, "hdbscan only: the fewest sample rows that make a cluster", min=1)
+    fit_sample_size: int = knob(
+        100_000, "clusters are fitted on this many rows; the rest join the nearest centroid", min=1
+    )
+    examples_per_cluster: int = knob(8, "central texts shown to the model per cluster", min=1)
+    example_chars: int = knob(500, "each central text is cut to this many characters in the prompt", min=1)
     label_template: str = knob(
         DEFAULT_TEMPLATE, "labelling prompt: a template under builders/prompts or a .jinja file"
     )
     structured_labels: bool = knob(
         True, "constrain the answer to its JSON shape (a regex; vLLM or a vLLM server; elsewhere free text is parsed)"
     )
-    min_educational_score: int = knob(3, f"drop clusters scored under this ({SCORE_MIN} to {SCORE_MAX})")
+    min_educational_score: int = knob(
+        3, f"drop clusters scored under this ({SCORE_MIN} to {SCORE_MAX})", min=SCORE_MIN, max=SCORE_MAX
+    )
     # a label is a short judgement, not a text: greedy, and few tokens
     max_new_tokens: int = knob(96, "most tokens in a cluster's label answer")
     temperature: float = knob(0.0, "sampling temperature of the labels (0: greedy)")
@@ -79,18 +83,10 @@ class CurateSeedsConfig(RecipeConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("num_clusters", "fit_sample_size", "examples_per_cluster", "example_chars", "min_cluster_size"):
-            if getattr(self, name) < 1:
-                raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
         if self.cluster_method == "kmeans" and self.fit_sample_size < self.num_clusters:
             raise UserError(
                 f"fit_sample_size ({self.fit_sample_size}) is smaller than num_clusters ({self.num_clusters}); "
                 "k-means needs at least one sample row per cluster: raise fit_sample_size"
-            )
-        if not SCORE_MIN <= self.min_educational_score <= SCORE_MAX:
-            raise UserError(
-                f"config key 'min_educational_score' must be between {SCORE_MIN} and {SCORE_MAX} "
-                f"(the scale of the labels), got {self.min_educational_score}"
             )
 
 

@@ -20,10 +20,10 @@ session, or the cluster at `spark_master`), with exactly the same kept rows (doc
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
-from builders.errors import UserError, exit_on_user_error
-from builders.quality import quality_checks
+from builders.errors import exit_on_user_error
+from builders.filters.quality import quality_checks
+from builders.output.card import RecipeInfo
 from builders.run import Run
 
 
@@ -32,9 +32,11 @@ class DedupConfig(RecipeConfig):
     """Deduplicate an existing dataset: exact, then MinHash near-dedup (word or character n-grams)."""
 
     column: str = knob("text", "column of `dataset` to deduplicate")
-    threshold: float = knob(0.7, "Jaccard similarity of n-gram sets at or above which rows are near duplicates")
-    ngram: int = knob(5, "n-gram size (words; characters for text without spaces)")
-    num_perm: int = knob(128, "MinHash permutations")
+    threshold: float = knob(
+        0.7, "Jaccard similarity of n-gram sets at or above which rows are near duplicates", above=0, max=1
+    )
+    ngram: int = knob(5, "n-gram size (words; characters for text without spaces)", min=1)
+    num_perm: int = knob(128, "MinHash permutations", min=2)
     tokenizer: Literal["auto", "word", "char"] = knob("auto", "n-grams of words, of characters, or auto (per row)")
     exact: bool = knob(True, "drop rows with the same normalised text first")
     engine: Literal["memory", "spark"] = knob(
@@ -45,13 +47,6 @@ class DedupConfig(RecipeConfig):
     )
     model: str = knob("none", "no model: this recipe generates nothing")
     quality_filters: bool = knob(False, "run the quality_* checks on `column` before dedup")
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not 0 < self.threshold <= 1:
-            raise UserError(f"config key 'threshold' must be in (0, 1], got {self.threshold}")
-        if self.ngram < 1 or self.num_perm < 2:
-            raise UserError("config keys 'ngram' and 'num_perm' must be >= 1 and >= 2")
 
 
 INFO = RecipeInfo(
@@ -80,10 +75,10 @@ def main(argv=None):
         threshold=config.threshold,
         ngram=config.ngram,
         num_perm=config.num_perm,
-        tokenizer=config.tokenizer,
+        units=config.tokenizer,
         exact=config.exact,
         force=True,
-        engine=config.engine,
+        backend=config.engine,
         spark_master=config.spark_master,
     )
     run.finish(rows, seed_data=f"`{config.dataset}` (column `{config.column}`)")

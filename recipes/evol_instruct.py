@@ -17,11 +17,10 @@ from typing import Literal
 
 from datasets import concatenate_datasets
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
-from builders.errors import UserError, exit_on_user_error
-from builders.evol_instruct import (
+from builders.errors import exit_on_user_error
+from builders.methods.evol_instruct import (
     OPERATIONS,
     check_operations,
     choose_operation,
@@ -30,7 +29,8 @@ from builders.evol_instruct import (
     instruction_checks,
     response_checks,
 )
-from builders.reasoning import question_text
+from builders.methods.reasoning.traces import question_text
+from builders.output.card import RecipeInfo
 from builders.run import Run
 
 
@@ -40,7 +40,7 @@ class EvolInstructConfig(RecipeConfig):
 
     instruction_column: str = knob("instruction", "column holding the seed instruction")
     input_column: str = knob("input", "column holding the instruction's input, appended when present (Alpaca)")
-    rounds: int = knob(4, "evolution rounds (WizardLM ran 4)")
+    rounds: int = knob(4, "evolution rounds (WizardLM ran 4)", min=1)
     operations: list[str] = knob(list(OPERATIONS), "operations drawn from, uniformly, per row and round")
     output: Literal["final", "all_rounds"] = knob("final", "final: survivors of every round; all_rounds: each round's")
     max_similarity: float = knob(0.9, "eliminate rewrites at least this similar to their parent (word sequence)")
@@ -114,8 +114,6 @@ def advance(batch, *, round_):
 def main(argv=None):
     config = parse_config(EvolInstructConfig, argv)
     operations = check_operations(config.operations)
-    if config.rounds < 1:
-        raise UserError(f"config key 'rounds' must be >= 1, got {config.rounds}")
     run = Run(config, INFO)
 
     seeds = run.load(columns=[config.instruction_column], key_hint="instruction_column")

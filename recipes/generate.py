@@ -13,13 +13,11 @@ free-text answer is held to the asked shape (the rows that do not fit are droppe
 
 from dataclasses import dataclass, fields, replace
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.errors import UserError, exit_on_user_error
-from builders.filters import generation_checks
-from builders.run import Run
-from builders.samples import collect_samples
-from builders.steps import (
+from builders.filters.checks import generation_checks
+from builders.methods.generate_steps.samples import collect_samples
+from builders.methods.generate_steps.steps import (
     check_columns,
     check_regex,
     fit_batch,
@@ -28,6 +26,8 @@ from builders.steps import (
     parsed_features,
     render_batch,
 )
+from builders.output.card import RecipeInfo
+from builders.run import Run
 
 
 @dataclass
@@ -93,22 +93,41 @@ def main(argv=None):
 
     for i, (step, spec) in enumerate(zip(steps, structured), start=1):
         name = f"step{i}-{step.output_column}"
-        rows = rows.map(render_batch, batched=True, fn_kwargs={"template": step.template, "prompt_column": "_prompt"},
-                        desc=f"Rendering prompts ({name})")  # fmt: skip
+        rows = rows.map(
+            render_batch,
+            batched=True,
+            fn_kwargs={"template": step.template, "prompt_column": "_prompt"},
+            desc=f"Rendering prompts ({name})",
+        )
         sampling = run.sampling(n=step.n, structured=spec, **step.sampling)
-        rows = run.generate(rows, prompt_column="_prompt", output_column=step.output_column, stage=name,
-                            sampling=sampling, use_chat_template=step.use_chat_template, system_prompt=step.system_prompt)  # fmt: skip
+        rows = run.generate(
+            rows,
+            prompt_column="_prompt",
+            output_column=step.output_column,
+            stage=name,
+            sampling=sampling,
+            use_chat_template=step.use_chat_template,
+            system_prompt=step.system_prompt,
+        )
         checks = generation_checks(
             step.output_column, min_tokens=config.min_tokens, drop_truncated=config.drop_truncated
         )
         if step.structured_output and spec is None:
-            rows = rows.map(fit_batch, batched=True, fn_kwargs={"column": step.output_column, "structured": step.structured_output},
-                            desc=f"Reading free-text answers ({name})")  # fmt: skip
+            rows = rows.map(
+                fit_batch,
+                batched=True,
+                fn_kwargs={"column": step.output_column, "structured": step.structured_output},
+                desc=f"Reading free-text answers ({name})",
+            )
             checks.append(lambda row: (row["_unfit"] is None, row["_unfit"]))
         if step.json_fields:
-            rows = rows.map(parse_json_batch, batched=True, features=parsed_features(rows.features, step.json_fields),
-                            fn_kwargs={"column": step.output_column, "fields": step.json_fields},
-                            desc=f"Parsing JSON ({name})")  # fmt: skip
+            rows = rows.map(
+                parse_json_batch,
+                batched=True,
+                features=parsed_features(rows.features, step.json_fields),
+                fn_kwargs={"column": step.output_column, "fields": step.json_fields},
+                desc=f"Parsing JSON ({name})",
+            )
             checks.append(lambda row: (row["_parsed"], "unparseable_json"))
         rows = run.filter(rows, checks, stage=f"filter-{step.output_column}")
         rows = rows.remove_columns([c for c in ("_prompt", "_parsed", "_unfit") if c in rows.column_names])

@@ -11,12 +11,12 @@ request is answered from the document.
 
 from dataclasses import dataclass
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import exit_on_user_error
-from builders.filters import generation_checks
-from builders.parsing import parse_list
+from builders.filters.checks import generation_checks
+from builders.methods.instructions_from_documents import parse_list
+from builders.output.card import RecipeInfo
 from builders.prompts import render
 from builders.run import Run
 
@@ -59,8 +59,14 @@ INFO = RecipeInfo(
 
 
 def queries_prompt(row, description, count):
-    return {"prompt": render("instructions_from_documents/queries.jinja", context=row["context"],
-                             application_description=description, num_instructions=count)}  # fmt: skip
+    return {
+        "prompt": render(
+            "instructions_from_documents/queries.jinja",
+            context=row["context"],
+            application_description=description,
+            num_instructions=count,
+        )
+    }
 
 
 def one_row_per_request(batch, count):
@@ -105,16 +111,25 @@ def main(argv=None):
     docs = run.load(columns=[config.context_column], key_hint="context_column")
     docs = docs.select_columns([config.context_column, ROW_ID]).rename_column(config.context_column, "context")
 
-    docs = docs.map(queries_prompt, fn_kwargs={"description": config.application_description,
-                                               "count": config.num_instructions}, desc="Building prompts")  # fmt: skip
+    docs = docs.map(
+        queries_prompt,
+        fn_kwargs={"description": config.application_description, "count": config.num_instructions},
+        desc="Building prompts",
+    )
     pattern = {"regex": list_regex(config.num_instructions)} if config.constrain_list else None
     sampling = run.sampling(structured=run.structured(pattern, "constrain_list", "set constrain_list: false"))
     lists = run.generate(docs, prompt_column="prompt", output_column="requests", stage="requests", sampling=sampling)
     lists = run.filter(lists, [*generation_checks("requests"), has_items], stage="parse-lists")
 
-    requests = lists.map(one_row_per_request, batched=True, remove_columns=lists.column_names,
-                         fn_kwargs={"count": config.num_instructions}, desc="One row per request")  # fmt: skip
-    run.record("split-lists", len(lists), len(requests))
+    requests = run.map(
+        lists,
+        one_row_per_request,
+        stage="split-lists",
+        batched=True,
+        remove_columns=lists.column_names,
+        fn_kwargs={"count": config.num_instructions},
+        desc="One row per request",
+    )
     requests = run.filter(requests, [long_enough(config.min_words)], stage="filter-requests")
     requests = run.dedup(
         requests, column="instruction", stage="dedup-requests", ngram=config.query_dedup_ngram, force=True
@@ -124,8 +139,11 @@ def main(argv=None):
         requests = requests.map(answer_prompt, desc="Building answer prompts")
         requests = run.generate(requests, prompt_column="prompt", output_column="response", stage="answers")
         requests = run.filter(requests, generation_checks("response"), stage="filter-answers")
-    run.finish(requests, seed_data=f"`{config.dataset}` (column `{config.context_column}`)",
-               columns=["context", "instruction", "response"])  # fmt: skip
+    run.finish(
+        requests,
+        seed_data=f"`{config.dataset}` (column `{config.context_column}`)",
+        columns=["context", "instruction", "response"],
+    )
 
 
 if __name__ == "__main__":

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 
 from datasets import Dataset
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
-from builders.filters import generation_checks
-from builders.magpie import clean_query, prequery, query_checks
+from builders.filters.checks import generation_checks
+from builders.methods.magpie import clean_query, prequery, query_checks
+from builders.output.card import RecipeInfo
 from builders.run import Run
 
 
@@ -31,7 +31,9 @@ class MagpieConfig(RecipeConfig):
     """Magpie: the template's pre-query prefix -> the model writes a query -> the model answers it."""
 
     num_samples: int | None = knob(1000, "conversations to start (one query drawn per row)")
-    turns: int = knob(1, "user/assistant exchanges per conversation (2+: follow-up queries, written the same way)")
+    turns: int = knob(
+        1, "user/assistant exchanges per conversation (2+: follow-up queries, written the same way)", min=1
+    )
     query_temperature: float = knob(1.0, "sampling temperature of the query (Magpie: 1.0)")
     query_top_p: float = knob(1.0, "nucleus sampling of the query (Magpie: 1.0)")
     query_max_new_tokens: int = knob(256, "most tokens of a query; a query cut at this limit is dropped")
@@ -130,8 +132,6 @@ def main(argv=None):
         raise UserError("Magpie needs `num_samples`: the number of conversations to generate")
     if config.dataset:
         raise UserError("Magpie takes no input dataset (the model writes the queries); remove `dataset`")
-    if config.turns < 1:
-        raise UserError(f"config key 'turns' must be >= 1, got {config.turns}")
     run = Run(config, INFO)
     if run.tokenizer is None:
         raise UserError(f"model '{config.model}' has no local tokenizer; Magpie needs its chat template")

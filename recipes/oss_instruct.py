@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 from datasets import Features, Value
 
-from builders.card import RecipeInfo
-from builders.code_sources import CodeSourceConfig, extract_snippet
 from builders.config import knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
-from builders.filters import generation_checks
-from builders.prompts.oss_instruct import PROBLEM_HEADING, build_prompt, parse_problem_solution, solution_checks
-from builders.prompts.prefill import prefilled
+from builders.filters.checks import generation_checks
+from builders.generation.prefill import prefilled
+from builders.methods.code.oss_instruct import PROBLEM_HEADING, build_prompt, parse_problem_solution, solution_checks
+from builders.methods.code.sources import CodeSourceConfig, extract_snippet
+from builders.output.card import RecipeInfo
 from builders.run import Run
 
 
@@ -115,8 +115,10 @@ def main(argv=None):
 
     docs = config.load_code()
     run.record("input", len(docs), len(docs))
-    prompts = docs.map(
+    prompts = run.map(
+        docs,
         build_prompts,
+        stage="snippets",
         batched=True,
         remove_columns=docs.column_names,
         fn_kwargs=dict(
@@ -131,7 +133,6 @@ def main(argv=None):
         ),
         desc="Extracting snippets",
     )
-    run.record("snippets", len(docs), len(prompts))
     prompts = run.filter(prompts, seed_checks(config.languages), stage="seeds")
 
     answers = run.generate(prompts, prompt_column="prompt", output_column="response")

@@ -19,12 +19,11 @@ from typing import Literal
 
 from datasets import Dataset, concatenate_datasets
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
-from builders.filters import generation_checks
-from builders.personas import (
+from builders.filters.checks import generation_checks
+from builders.methods.persona_hub.personas import (
     PERSONA_COLUMNS,
     cut_documents,
     input_persona_rows,
@@ -36,7 +35,8 @@ from builders.personas import (
     synthesis_rows,
     text_to_persona_rows,
 )
-from builders.prompts.persona_hub import PERSONA_SCHEMA, RELATIONS, TASKS, VIEWPOINTS, check_names
+from builders.methods.persona_hub.prompts import PERSONA_SCHEMA, RELATIONS, TASKS, VIEWPOINTS, check_names
+from builders.output.card import RecipeInfo
 from builders.run import Run
 
 STAGES = ("text_to_persona", "persona_to_persona", "synthesize")
@@ -55,13 +55,15 @@ class PersonaHubConfig(RecipeConfig):
     max_source_tokens: int = knob(512, "documents are cut to this many tokens of the model's tokenizer")
     viewpoints: list[str] = knob(list(VIEWPOINTS), "whom text-to-persona asks for: reader, writer, admirer, critic")
     persona_format: Literal["text", "json"] = knob("text", "text: a plain reply; json: structured output {persona}")
-    persona_max_new_tokens: int = knob(128, "most tokens generated per persona")
+    persona_max_new_tokens: int = knob(128, "most tokens generated per persona", min=1)
     min_persona_words: int = knob(5, "drop personas with fewer words")
     max_persona_words: int = knob(80, "drop personas with more words")
-    hops: int = knob(6, "persona-to-persona rounds (the paper used six, after the six degrees of separation)")
+    hops: int = knob(6, "persona-to-persona rounds (the paper used six, after the six degrees of separation)", min=1)
     relations: list[str] = knob(list(RELATIONS), "relations persona-to-persona follows (see prompts/persona_hub.py)")
     relations_per_persona: int = knob(
-        1, "new personas per persona and hop; the pool grows geometrically with it (r + r^2 + ... + r^hops each)"
+        1,
+        "new personas per persona and hop; the pool grows geometrically with it (r + r^2 + ... + r^hops each)",
+        min=1,
     )
     persona_dedup: bool = knob(True, "dedup the persona pool: MinHash, then embedding similarity")
     persona_minhash_threshold: float = knob(0.9, "Jaccard threshold of the persona MinHash (the paper: 0.9)")
@@ -69,7 +71,7 @@ class PersonaHubConfig(RecipeConfig):
     embedding_model: str = knob("all-minilm-l6-v2", "sentence-transformers model for the embedding dedup")
     embedding_threshold: float = knob(0.9, "cosine similarity at which two personas are duplicates (the paper: 0.9)")
     tasks: list[str] = knob(list(TASKS), "synthesis tasks: math, reasoning, instruction, knowledge, npc")
-    tasks_per_persona: int = knob(1, "synthesis prompts per persona, each for a different task")
+    tasks_per_persona: int = knob(1, "synthesis prompts per persona, each for a different task", min=1)
     few_shot: int = knob(0, "examples in each synthesis prompt (0: zero-shot)")
     min_output_tokens: int = knob(16, "drop synthesized outputs shorter than this many tokens")
     drop_truncated: bool = knob(True, "drop personas and outputs that hit their token limit")
@@ -83,9 +85,6 @@ class PersonaHubConfig(RecipeConfig):
         check_names("viewpoints", self.viewpoints, VIEWPOINTS)
         check_names("relations", self.relations, RELATIONS)
         check_names("tasks", self.tasks, TASKS)
-        for name in ("hops", "relations_per_persona", "tasks_per_persona", "persona_max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
 
 
 INFO = RecipeInfo(
@@ -236,8 +235,10 @@ def main(argv=None):
         return
 
     # 4. Persona-driven synthesis: "create {data} with {persona}".
-    prompts = personas.map(
+    prompts = run.map(
+        personas,
         synthesis_rows,
+        stage="synthesis_prompts",
         batched=True,
         remove_columns=personas.column_names,
         fn_kwargs=dict(
@@ -245,7 +246,6 @@ def main(argv=None):
         ),
         desc="Building synthesis prompts",
     )
-    run.record("synthesis_prompts", len(personas), len(prompts))
     data = run.generate(prompts, prompt_column="prompt", output_column="output", stage="synthesize")
     checks = generation_checks("output", min_tokens=config.min_output_tokens, drop_truncated=config.drop_truncated)
     data = run.filter(data, checks, stage="synthesize_filter")

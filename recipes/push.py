@@ -13,10 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from builders import distributed
 from builders.config import knob, parse_config
 from builders.errors import UserError, exit_on_user_error
-from builders.hub import push_output_dir
+from builders.generation import distributed
+from builders.output.hub import push_output_dir
 
 
 @dataclass

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 
 from datasets import concatenate_datasets
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
-from builders.reasoning import (
+from builders.methods.reasoning.traces import (
     CLOSE_TAG,
     OPEN_TAG,
     assistant_content,
@@ -34,6 +33,7 @@ from builders.reasoning import (
     template_opens_think,
     unclosed_trace,
 )
+from builders.output.card import RecipeInfo
 from builders.run import Run
 
 

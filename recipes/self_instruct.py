@@ -24,24 +24,24 @@ from typing import Literal
 
 from datasets import Dataset
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
-from builders.prompts.self_instruct import opening
-from builders.run import Run
-from builders.self_instruct import (
+from builders.methods.self_instruct.bootstrap import (
     ResponseReader,
     TaskPool,
     bootstrap_stages,
     classification_prompts,
     instance_prompts,
-    parse_yes_no,
     read_instances,
-    read_seed_tasks,
     round_prompts,
     stop_message,
 )
+from builders.methods.self_instruct.parsing import parse_yes_no
+from builders.methods.self_instruct.prompts import opening
+from builders.methods.self_instruct.seeds import read_seed_tasks
+from builders.output.card import RecipeInfo
+from builders.run import Run
 
 
 @dataclass
@@ -51,20 +51,22 @@ class SelfInstructConfig(RecipeConfig):
     mode: Literal["alpaca", "self_instruct"] = knob(
         "alpaca", "alpaca: instruction, input and output in one list; self_instruct: instructions, then instances"
     )
-    num_instructions_to_generate: int = knob(100, "stop once the pool holds this many new instructions")
-    request_batch_size: int = knob(5, "prompts per round, all in one engine call (Alpaca used 5)")
+    num_instructions_to_generate: int = knob(100, "stop once the pool holds this many new instructions", min=1)
+    request_batch_size: int = knob(5, "prompts per round, all in one engine call (Alpaca used 5)", min=1)
     num_prompt_instructions: int | None = knob(
-        None, "tasks shown per prompt (None: 3 for alpaca, 8 for self_instruct)"
+        None, "tasks shown per prompt (None: 3 for alpaca, 8 for self_instruct)", min=1
     )
     num_machine_instructions: int = knob(2, "self_instruct: how many of the shown tasks are machine-written")
     tasks_per_request: int | None = knob(
-        None, "most new tasks read from one response (None: 20 alpaca, 8 self_instruct)"
+        None, "most new tasks read from one response (None: 20 alpaca, 8 self_instruct)", min=1
     )
-    similarity_threshold: float = knob(0.7, "drop a task whose ROUGE-L F against any pool instruction is above this")
-    num_most_similar: int = knob(10, "pool instructions recorded in `most_similar_instructions`")
-    max_idle_rounds: int = knob(3, "stop after this many rounds in a row that add no instruction to the pool")
+    similarity_threshold: float = knob(
+        0.7, "drop a task whose ROUGE-L F against any pool instruction is above this", above=0, max=1
+    )
+    num_most_similar: int = knob(10, "pool instructions recorded in `most_similar_instructions`", min=1)
+    max_idle_rounds: int = knob(3, "stop after this many rounds in a row that add no instruction to the pool", min=1)
     max_rounds: int | None = knob(None, "stop after this many rounds whatever the count (None: no limit)")
-    max_instances_per_task: int = knob(5, "self_instruct: most instances kept per instruction")
+    max_instances_per_task: int = knob(5, "self_instruct: most instances kept per instruction", min=1)
     instance_max_new_tokens: int = knob(350, "self_instruct: most tokens generated for a task's instances")
     instance_temperature: float = knob(0.0, "self_instruct: sampling temperature of the instances (paper: 0)")
     list_regex: str | None = knob(None, "constrain each task-list response to this regex (structured output)")
@@ -79,21 +81,8 @@ class SelfInstructConfig(RecipeConfig):
         super().__post_init__()
         if self.dedup:
             raise UserError("self_instruct has no MinHash dedup (ROUGE-L novelty replaces it); remove `dedup: true`")
-        if not 0 < self.similarity_threshold <= 1:
-            raise UserError(f"similarity_threshold must be in (0, 1], got {self.similarity_threshold}")
         self.num_prompt_instructions = self.num_prompt_instructions or (3 if self.mode == "alpaca" else 8)
         self.tasks_per_request = self.tasks_per_request or (20 if self.mode == "alpaca" else 8)
-        for name in (
-            "num_instructions_to_generate",
-            "request_batch_size",
-            "max_idle_rounds",
-            "num_most_similar",
-            "num_prompt_instructions",
-            "tasks_per_request",
-            "max_instances_per_task",
-        ):
-            if getattr(self, name) < 1:
-                raise UserError(f"config key '{name}' must be >= 1, got {getattr(self, name)}")
         if self.mode == "self_instruct" and not 0 <= self.num_machine_instructions < self.num_prompt_instructions:
             raise UserError(
                 f"num_machine_instructions ({self.num_machine_instructions}) must be at least 0 and below "

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 
 from datasets import Dataset
 
-from builders.card import RecipeInfo
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
-from builders.filters import generation_checks
-from builders.prompts.tinystories import (
+from builders.filters.checks import generation_checks
+from builders.methods.tinystories.prompts import (
     FEATURES,
     check_features,
     clean_stories,
@@ -32,8 +31,9 @@ from builders.prompts.tinystories import (
     story_rows,
     summary_rows,
 )
+from builders.methods.tinystories.vocabulary import load_vocabulary, story_checks
+from builders.output.card import RecipeInfo
 from builders.run import Run
-from builders.vocabulary import load_vocabulary, story_checks
 
 
 @dataclass

@@ -65,8 +65,52 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def stats_of(out: Path) -> dict:
+    """The run's stats.json."""
+    return json.loads((Path(out) / "stats.json").read_text())
+
+
+def stages_of(out: Path) -> dict[str, dict]:
+    """The funnel's stages by name."""
+    return {s["name"]: s for s in stats_of(out)["stages"]}
+
+
+def assert_funnel_adds_up(stats: dict) -> None:
+    """Every row a stage lost is a drop with a named reason."""
+    for stage in stats["stages"]:
+        assert stage["rows_in"] - stage["rows_out"] == sum(stage["dropped"].values()), stage
+        assert "unaccounted" not in stage["dropped"]
+
+
+def recipe_error(capsys, recipe: str, *args) -> str:
+    """Run a recipe that must refuse: exit 2, no traceback, the last line of stderr an `error: ` line (returned)."""
+    with pytest.raises(SystemExit) as exit_:
+        run_recipe(recipe, *args)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()  # progress bars may come first
+    assert [line for line in err if line.startswith("error: ")] == err[-1:]  # one error line, the last
+    assert not any("Traceback" in line for line in err)
+    return err[-1]
+
+
+def read_output(out: Path, part: str = "data") -> tuple[list[str], list[dict]]:
+    """Column names and rows of an output folder's parquet files (an empty dataset has columns, no rows)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(Path(out) / part)
+    return table.schema.names, table.to_pylist()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def tiny_model() -> str:
-    from builders.models import resolve_model
+    from builders.generation.models import resolve_model
 
     return resolve_model("tiny-random")

@@ -5,8 +5,8 @@ import json
 
 from matplotlib.image import imread
 
-from builders.diversity import distinct_ngrams, diversity_figures, mean_pairwise_similarity
-from builders.figures import length_histogram, text_lengths
+from builders.output.diversity import distinct_ngrams, diversity_figures, mean_pairwise_similarity
+from builders.output.figures import length_histogram, text_lengths
 from conftest import shipped_data
 
 

@@ -1,8 +1,8 @@
 """Case2Code's execution stage: real functions run in the sandbox, judged with a reason for every drop."""
 
-from builders.case2code import judge, observe
-from builders.code_sources import stdlib_folder
-from builders.harvest import harvest_functions
+from builders.methods.code.case2code import judge, observe
+from builders.methods.code.harvest import harvest_functions
+from builders.methods.code.sources import stdlib_folder
 
 
 def row(code: str, name: str, inputs: list[dict]) -> dict:

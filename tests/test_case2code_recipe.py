@@ -9,19 +9,12 @@ import ast
 import importlib.util
 import json
 
-import pyarrow.parquet as pq
 import pytest
 
-from builders.prompts.case2code import TEMPLATES, strip_docstring
-from conftest import REPO, run_recipe
+from builders.methods.code.case2code_prompts import TEMPLATES, strip_docstring
+from conftest import REPO, read_output, run_recipe
 
 pytestmark = pytest.mark.vllm
-
-
-def read_output(out, part: str = "data") -> tuple[list[str], list[dict]]:
-    """Column names and rows of an output folder's parquet files (an empty dataset has columns, no rows)."""
-    table = pq.read_table(out / part)
-    return table.schema.names, table.to_pylist()
 
 
 SMOKE = str(REPO / "configs" / "case2code" / "smoke.yaml")

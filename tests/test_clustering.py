@@ -1,4 +1,4 @@
-"""Clustering of seed texts (builders.clustering) on real texts embedded with the embedded all-MiniLM-L6-v2."""
+"""Clustering of seed texts (builders.methods.curate_seeds.clustering) on real texts embedded with the embedded all-MiniLM-L6-v2."""
 
 import io
 import json
@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from builders import clustering
-from builders.clustering import (
+from builders.errors import UserError
+from builders.methods.curate_seeds import clustering
+from builders.methods.curate_seeds.clustering import (
     Clusters,
     assign_clusters,
     central_rows,
@@ -18,7 +19,6 @@ from builders.clustering import (
     fit_sample,
     nearest,
 )
-from builders.errors import UserError
 from conftest import shipped_data
 
 PER_KIND = 20

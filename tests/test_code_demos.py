@@ -6,8 +6,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from builders.prompts.case2code import TEMPLATES
-from builders.prompts.oss_instruct import refers_to_seed, solution_code
+from builders.methods.code.case2code_prompts import TEMPLATES
+from builders.methods.code.oss_instruct import refers_to_seed, solution_code
 from conftest import REPO, run_recipe
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]

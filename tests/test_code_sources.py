@@ -2,8 +2,8 @@
 
 import pytest
 
-from builders.code_sources import extract_snippet, load_code, stdlib_folder
 from builders.errors import UserError
+from builders.methods.code.sources import extract_snippet, load_code, stdlib_folder
 from conftest import write_jsonl
 
 TEXTWRAP = (stdlib_folder() / "textwrap.py").read_text()

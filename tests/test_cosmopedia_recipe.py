@@ -8,7 +8,7 @@ import yaml
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
-from conftest import COSMOPEDIA_SEEDS, REPO, run_recipe, run_recipe_cli, write_jsonl
+from conftest import COSMOPEDIA_SEEDS, REPO, recipe_error, run_recipe, run_recipe_cli, write_jsonl
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")
@@ -125,16 +125,6 @@ def test_raw_completion_and_reproduce_mode(smoke_output, tmp_path):
     assert len(ds) >= 1
 
 
-def error_of(capsys, *args):
-    with pytest.raises(SystemExit) as exit_:
-        run_recipe("cosmopedia", *args)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()  # progress bars may come first
-    assert [line for line in err if line.startswith("error: ")] == err[-1:]
-    assert not any("Traceback" in line for line in err)
-    return err[-1]
-
-
 def test_bad_inputs_exit_2_with_one_line_and_leave_output_untouched(smoke_output, tmp_path, capsys):
     before = {p: p.read_bytes() for p in smoke_output.rglob("*") if p.is_file()}
     # --overwrite: even a run allowed to replace the folder must check its inputs before touching it
@@ -142,15 +132,17 @@ def test_bad_inputs_exit_2_with_one_line_and_leave_output_untouched(smoke_output
     write_jsonl(tmp_path / "body.jsonl", [{"body": "x"}])
     (tmp_path / "empty.jsonl").write_text("")
 
-    assert "has no column 'text'" in error_of(capsys, *base, "--dataset", tmp_path / "body.jsonl")
-    assert "its columns are body" in error_of(capsys, *base, "--dataset", tmp_path / "body.jsonl")
-    assert "has no rows" in error_of(capsys, *base, "--dataset", tmp_path / "empty.jsonl")
-    assert "unknown config key 'temprature'" in error_of(capsys, *base, "--temprature", "1")
-    assert "expects an integer" in error_of(capsys, *base, "--max_new_tokens", "lots")
-    assert "holds a different run" in error_of(capsys, "--config", SMOKE, "--output_dir", smoke_output)
-    message = error_of(capsys, *base, "--model", "no-such-model")
+    assert "has no column 'text'" in recipe_error(capsys, "cosmopedia", *base, "--dataset", tmp_path / "body.jsonl")
+    assert "its columns are body" in recipe_error(capsys, "cosmopedia", *base, "--dataset", tmp_path / "body.jsonl")
+    assert "has no rows" in recipe_error(capsys, "cosmopedia", *base, "--dataset", tmp_path / "empty.jsonl")
+    assert "unknown config key 'temprature'" in recipe_error(capsys, "cosmopedia", *base, "--temprature", "1")
+    assert "expects an integer" in recipe_error(capsys, "cosmopedia", *base, "--max_new_tokens", "lots")
+    assert "holds a different run" in recipe_error(
+        capsys, "cosmopedia", "--config", SMOKE, "--output_dir", smoke_output
+    )
+    message = recipe_error(capsys, "cosmopedia", *base, "--model", "no-such-model")
     assert "model 'no-such-model'" in message and "fix `model`" in message
-    message = error_of(capsys, *base, "--model", "some-org/not-cached")
+    message = recipe_error(capsys, "cosmopedia", *base, "--model", "some-org/not-cached")
     assert "HF_HUB_OFFLINE" in message
     assert {p: p.read_bytes() for p in smoke_output.rglob("*") if p.is_file()} == before
 
@@ -159,7 +151,7 @@ def test_foreign_output_dir_is_refused_unless_overwrite(tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
-    assert "not written by builders" in error_of(capsys, "--config", SMOKE, "--output_dir", out)
+    assert "not written by builders" in recipe_error(capsys, "cosmopedia", "--config", SMOKE, "--output_dir", out)
     assert (out / "notes.txt").read_text() == "keep me"
 
 

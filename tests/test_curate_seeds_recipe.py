@@ -9,7 +9,7 @@ import yaml
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
-from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, shipped_data
+from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, recipe_error, run_recipe, shipped_data
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "curate_seeds" / "smoke.yaml")
@@ -139,21 +139,20 @@ def test_extra_inputs_and_the_length_filter(tmp_path):
     assert len(ds) == final["rows_out"] > 0
 
 
-def error_of(capsys, *args):
-    with pytest.raises(SystemExit) as exit_:
-        run_recipe("curate_seeds", *args)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert not any("Traceback" in line for line in err)
-    return err[-1]
-
-
 def test_bad_settings_exit_2_with_one_line(tmp_path, capsys):
     base = ["--config", SMOKE, "--output_dir", tmp_path / "o"]
-    assert "has no column 'body'" in error_of(capsys, *base, "--text_column", "body")
-    assert "num_clusters (41) is larger than the 40 rows" in error_of(capsys, *base, "--num_clusters", 41)
-    assert "raise fit_sample_size" in error_of(capsys, *base, "--fit_sample_size", 3)
-    assert "between 1 and 5" in error_of(capsys, *base, "--min_educational_score", 7)
-    assert "label_template 'nope.jinja'" in error_of(capsys, *base, "--label_template", "nope.jinja")
-    assert "must be one of kmeans, hdbscan" in error_of(capsys, *base, "--cluster_method", "dbscan")
-    assert "extra_datasets[0] must be a mapping" in error_of(capsys, *base, "--extra_datasets", "[a.jsonl]")
+    assert "has no column 'body'" in recipe_error(capsys, "curate_seeds", *base, "--text_column", "body")
+    assert "num_clusters (41) is larger than the 40 rows" in recipe_error(
+        capsys, "curate_seeds", *base, "--num_clusters", 41
+    )
+    assert "raise fit_sample_size" in recipe_error(capsys, "curate_seeds", *base, "--fit_sample_size", 3)
+    assert "between 1 and 5" in recipe_error(capsys, "curate_seeds", *base, "--min_educational_score", 7)
+    assert "label_template 'nope.jinja'" in recipe_error(
+        capsys, "curate_seeds", *base, "--label_template", "nope.jinja"
+    )
+    assert "must be one of kmeans, hdbscan" in recipe_error(
+        capsys, "curate_seeds", *base, "--cluster_method", "dbscan"
+    )
+    assert "extra_datasets[0] must be a mapping" in recipe_error(
+        capsys, "curate_seeds", *base, "--extra_datasets", "[a.jsonl]"
+    )

@@ -1,4 +1,4 @@
-"""Seed curation after clustering (builders/curation.py): labels read from the model's answers, the seeds of a
+"""Seed curation after clustering (builders/methods/curate_seeds/curation.py): labels read from the model's answers, the seeds of a
 cluster scored under the threshold dropped as `low_educational_value`, and the card's cluster table.
 
 The recipe test runs the tiny random model, whose scores cannot be chosen; here the answers are written out."""
@@ -7,9 +7,16 @@ import re
 
 from datasets import Dataset
 
-from builders.clustering import CLUSTER_ID
-from builders.curation import add_labels, cluster_summary, cluster_table, curation_checks, kept_clusters, read_labels
-from builders.filters import REASON, apply_checks
+from builders.filters.checks import REASON, apply_checks
+from builders.methods.curate_seeds.clustering import CLUSTER_ID
+from builders.methods.curate_seeds.curation import (
+    add_labels,
+    cluster_summary,
+    cluster_table,
+    curation_checks,
+    kept_clusters,
+    read_labels,
+)
 
 MIN_SCORE = 3
 ANSWERS = {  # cluster -> (seeds in it, the model's answer)

@@ -5,8 +5,8 @@ import json
 import pytest
 from datasets import Dataset
 
-from builders.decontaminate import decontaminate, load_benchmarks
 from builders.errors import UserError
+from builders.filters.decontaminate import decontaminate, load_benchmarks
 from conftest import shipped_data, write_jsonl
 
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pytest
 from datasets import Dataset
 
-from builders.dedup import exact_dedup, jaccard, lsh_params, minhash_dedup, normalize, optimal_param, shingles
-from builders.shingles import reference_units, text_units
+from builders.dedup.minhash import exact_dedup, jaccard, lsh_params, minhash_dedup, normalize, optimal_param, shingles
+from builders.dedup.shingles import reference_units, text_units
 from conftest import REPO, shipped_data
 
 ODD_TEXTS = [
@@ -189,7 +189,7 @@ def test_the_spawn_start_method_vllm_needs_survives_dedup():
         "import multiprocessing as mp, sys\n"
         "mp.set_start_method('spawn')\n"
         "from datasets import Dataset\n"
-        "from builders.dedup import minhash_dedup, exact_dedup\n"
+        "from builders.dedup.minhash import minhash_dedup, exact_dedup\n"
         "ds = Dataset.from_dict({'text': ['a b c d e f g'] * 3})\n"
         "exact_dedup(ds); minhash_dedup(ds, num_proc=2)\n"
         "print(mp.get_start_method(allow_none=True), 'text_dedup.minhash' in sys.modules)\n"

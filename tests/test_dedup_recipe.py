@@ -11,7 +11,7 @@ import yaml
 from datasets import Dataset
 from huggingface_hub import DatasetCard
 
-from builders.dedup import jaccard
+from builders.dedup.minhash import jaccard
 from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, run_recipe, run_recipe_cli, shipped_data, write_jsonl
 
 

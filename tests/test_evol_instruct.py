@@ -6,7 +6,8 @@ from collections import Counter
 import pytest
 
 from builders.errors import UserError
-from builders.evol_instruct import (
+from builders.filters.checks import apply_checks
+from builders.methods.evol_instruct import (
     IN_BREADTH,
     IN_DEPTH,
     OPERATIONS,
@@ -21,7 +22,6 @@ from builders.evol_instruct import (
     is_refusal,
     response_checks,
 )
-from builders.filters import apply_checks
 from conftest import shipped_data
 
 

@@ -6,8 +6,8 @@ import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
-from builders.evol_instruct import OPERATIONS, choose_operation
-from conftest import REPO, run_recipe, shipped_data
+from builders.methods.evol_instruct import OPERATIONS, choose_operation
+from conftest import REPO, assert_funnel_adds_up, run_recipe, shipped_data, stats_of
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "evol_instruct" / "smoke.yaml")
@@ -22,16 +22,6 @@ COLUMNS = [
     "model",
     "finish_reason",
 ]
-
-
-def stats_of(out):
-    return json.loads((out / "stats.json").read_text())
-
-
-def assert_funnel_adds_up(stats):
-    for stage in stats["stages"]:
-        assert stage["rows_in"] - stage["rows_out"] == sum(stage["dropped"].values()), stage
-        assert "unaccounted" not in stage["dropped"]
 
 
 @pytest.fixture(scope="module")

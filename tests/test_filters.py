@@ -1,6 +1,6 @@
 from datasets import Dataset
 
-from builders.filters import REASON, apply_checks, generation_checks
+from builders.filters.checks import REASON, apply_checks, generation_checks
 
 
 def rows():

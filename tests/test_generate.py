@@ -3,10 +3,10 @@ vLLM here; tests/test_cosmopedia_recipe.py proves generation through the real en
 
 from datasets import Dataset
 
-from builders.checkpoint import CheckpointStore
 from builders.data import ROW_ID
-from builders.engines import Completion, Sampling
-from builders.generate import GenerationReport, as_prompt, generate_column, row_seed
+from builders.generation.checkpoint import CheckpointStore
+from builders.generation.engines import Completion, Sampling
+from builders.generation.stage import GenerationReport, as_prompt, generate_column, row_seed
 
 
 class RecordingEngine:

@@ -5,7 +5,7 @@ import json
 import pytest
 from datasets import load_dataset
 
-from builders.language import detect_language
+from builders.filters.language import detect_language
 from conftest import REPO, run_recipe
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from conftest import REPO, run_recipe, write_jsonl
+from conftest import REPO, recipe_error, run_recipe, write_jsonl
 
 pytestmark = pytest.mark.vllm
 SMOKE = REPO / "configs" / "generate" / "smoke.yaml"
@@ -69,8 +69,14 @@ def test_n_samples_as_rows_or_as_a_list(docs, tmp_path):
 
 
 def test_structured_choice_and_json_schema(docs, tmp_path):
-    choice = config(tmp_path, dataset=str(docs), template="Is this about water? {{ text }}", max_new_tokens=8,
-                    structured_output={"choice": ["yes", "no"]}, dedup=False)  # fmt: skip
+    choice = config(
+        tmp_path,
+        dataset=str(docs),
+        template="Is this about water? {{ text }}",
+        max_new_tokens=8,
+        structured_output={"choice": ["yes", "no"]},
+        dedup=False,
+    )
     run_recipe("generate", "--config", choice, "--output_dir", tmp_path / "choice")
     assert set(load_dataset(str(tmp_path / "choice"), split="train")["generation"]) <= {"yes", "no"}
 
@@ -83,8 +89,14 @@ def test_structured_choice_and_json_schema(docs, tmp_path):
         "required": ["topic", "score"],
         "additionalProperties": False,
     }
-    structured = config(tmp_path, dataset=str(docs), template="Label: {{ text }}", max_new_tokens=60,
-                        structured_output={"json": schema}, dedup=False)  # fmt: skip
+    structured = config(
+        tmp_path,
+        dataset=str(docs),
+        template="Label: {{ text }}",
+        max_new_tokens=60,
+        structured_output={"json": schema},
+        dedup=False,
+    )
     run_recipe("generate", "--config", structured, "--output_dir", tmp_path / "structured")
     ds = load_dataset(str(tmp_path / "structured"), split="train")
     stats = json.loads((tmp_path / "structured" / "stats.json").read_text())
@@ -96,28 +108,23 @@ def test_structured_choice_and_json_schema(docs, tmp_path):
         assert isinstance(row["score"], int)
 
 
-def error_of(capsys, *args):
-    with pytest.raises(SystemExit) as exit_:
-        run_recipe("generate", *args)
-    assert exit_.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
-
-
 def test_template_errors_name_the_problem(docs, tmp_path, capsys):
     base = ["--config", config(tmp_path, dataset=str(docs)), "--output_dir", tmp_path / "o"]
-    message = error_of(capsys, *base, "--template", "Summarise {{ body }}")
+    message = recipe_error(capsys, "generate", *base, "--template", "Summarise {{ body }}")
     assert "uses column 'body', which does not exist; the columns are text, lang" in message
-    assert "not a valid Jinja template" in error_of(capsys, *base, "--template", "Broken {{ text ")
-    assert "does not exist" in error_of(capsys, *base, "--template", "prompts/missing.jinja")
-    assert "no prompt template" in error_of(capsys, *base)
+    assert "not a valid Jinja template" in recipe_error(capsys, "generate", *base, "--template", "Broken {{ text ")
+    assert "does not exist" in recipe_error(capsys, "generate", *base, "--template", "prompts/missing.jinja")
+    assert "no prompt template" in recipe_error(capsys, "generate", *base)
     steps_cfg = config(
         tmp_path, dataset=str(docs), steps=[{"template": "{{ text }}", "output_column": "a", "tempo": 1}]
     )
-    assert "steps[0] has unknown key 'tempo'" in error_of(
-        capsys, "--config", steps_cfg, "--output_dir", tmp_path / "o"
+    assert "steps[0] has unknown key 'tempo'" in recipe_error(
+        capsys, "generate", "--config", steps_cfg, "--output_dir", tmp_path / "o"
     )
     clash = config(tmp_path, dataset=str(docs), steps=[{"template": "{{ text }}", "output_column": "text"}])
-    assert "would overwrite column 'text'" in error_of(capsys, "--config", clash, "--output_dir", tmp_path / "o")
+    assert "would overwrite column 'text'" in recipe_error(
+        capsys, "generate", "--config", clash, "--output_dir", tmp_path / "o"
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -125,6 +132,6 @@ def test_single_step_keys_beside_steps_are_an_error(docs, tmp_path, capsys):
     steps = [{"template": "{{ text }}", "output_column": "summary"}]
     for key, value in [("n", 2), ("output_column", "answer"), ("structured_output", {"choice": ["yes", "no"]})]:
         cfg = config(tmp_path, dataset=str(docs), steps=steps, **{key: value})
-        message = error_of(capsys, "--config", cfg, "--output_dir", tmp_path / "o")
+        message = recipe_error(capsys, "generate", "--config", cfg, "--output_dir", tmp_path / "o")
         assert f"`{key}` applies to `template` only; with `steps`, set it in each step" in message
     assert not (tmp_path / "o").exists()

@@ -4,8 +4,8 @@ import ast
 
 import pytest
 
-from builders.code_sources import load_code, stdlib_folder
-from builders.harvest import PURE_MODULES, harvest_functions, harvest_rows
+from builders.methods.code.harvest import PURE_MODULES, harvest_functions, harvest_rows
+from builders.methods.code.sources import load_code, stdlib_folder
 
 
 def stdlib(name: str) -> str:

@@ -23,7 +23,7 @@ from datasets import Dataset, load_dataset
 from fake_hub import FakeHub
 from huggingface_hub import DatasetCard, constants
 
-from conftest import REPO, load_recipe, run_recipe
+from conftest import REPO, load_recipe, recipe_error, run_recipe
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")
@@ -134,8 +134,14 @@ def test_the_card_that_arrived_says_how_the_data_was_made(published):
     lengths = np.array([r["text_token_length"] for r in rows])
     mean, median, p95 = round(float(lengths.mean()), 1), float(np.median(lengths)), float(np.percentile(lengths, 95))
     assert f"length in tokens: mean {mean}, median {median}, p95 {p95}, max {lengths.max()}" in text
-    assert stats["text_length"] == {"column": "text", "unit": "tokens", "mean": mean, "median": median, "p95": p95,
-                                    "max": int(lengths.max())}  # fmt: skip
+    assert stats["text_length"] == {
+        "column": "text",
+        "unit": "tokens",
+        "mean": mean,
+        "median": median,
+        "p95": p95,
+        "max": int(lengths.max()),
+    }
     assert set(stats["diversity"]) >= {"distinct-1", "distinct-2", "distinct-3"} and "### Diversity" in text
     for name, value in stats["diversity"].items():
         assert f"- {name}: {value}" in text
@@ -151,8 +157,8 @@ def test_the_card_that_arrived_says_how_the_data_was_made(published):
 
 
 def test_the_card_names_the_model_revision(tmp_path):
-    from builders.card import build_card
-    from builders.stats import Funnel
+    from builders.output.card import build_card
+    from builders.output.funnel import Funnel
 
     cosmopedia = load_recipe("cosmopedia")
     config = cosmopedia.CosmopediaConfig(model="org/model", model_revision="0123abc", output_dir=str(tmp_path))
@@ -247,33 +253,42 @@ def test_only_the_main_process_pushes_once(published, tmp_path):
     env.update(HF_ENDPOINT=hub.url, HF_TOKEN=TOKEN, PYTHONPATH=str(REPO))
     before = len(hub.commits("builders-test/smoke"))
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(REPO / "recipes" / "push.py"), "--output_dir", str(published.out), "--hub_repo_id", "builders-test/smoke",
-         "--hub_revision", "two-processes"],
-        env=env, capture_output=True, text=True, timeout=300, cwd=REPO,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(REPO / "recipes" / "push.py"),
+            "--output_dir",
+            str(published.out),
+            "--hub_repo_id",
+            "builders-test/smoke",
+            "--hub_revision",
+            "two-processes",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("pushed to") == 1
     assert len(hub.commits("builders-test/smoke", "two-processes")) == before + 1
-
-
-def error_of(capsys, recipe, *args):
-    with pytest.raises(SystemExit) as exit_:
-        load_recipe(recipe).main([str(a) for a in args])
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: ") and not any("Traceback" in line for line in err)
-    return err[-1]
 
 
 def test_push_refusals_say_what_to_do_and_write_nothing(published, tmp_path, capsys):
     out = tmp_path / "new"
     run = ("--config", SMOKE, "--output_dir", out, "--push_to_hub", "true", "--hub_repo_id", "org/x")
     with online(published.hub, token=None):
-        assert "push_to_hub needs a Hub token: set HF_TOKEN" in error_of(capsys, "cosmopedia", *run)
-        assert "needs a Hub token" in error_of(capsys, "push", "--output_dir", published.out, "--hub_repo_id", "o/x")
-    assert "HF_HUB_OFFLINE is set" in error_of(capsys, "cosmopedia", *run)  # conftest keeps the session offline
-    message = error_of(capsys, "cosmopedia", "--config", SMOKE, "--output_dir", out, "--push_to_hub", "true")
+        assert "push_to_hub needs a Hub token: set HF_TOKEN" in recipe_error(capsys, "cosmopedia", *run)
+        assert "needs a Hub token" in recipe_error(
+            capsys, "push", "--output_dir", published.out, "--hub_repo_id", "o/x"
+        )
+    assert "HF_HUB_OFFLINE is set" in recipe_error(capsys, "cosmopedia", *run)  # conftest keeps the session offline
+    message = recipe_error(capsys, "cosmopedia", "--config", SMOKE, "--output_dir", out, "--push_to_hub", "true")
     assert "hub_repo_id is empty" in message
     assert not out.exists()
 
@@ -282,17 +297,19 @@ def test_push_refusals_say_what_to_do_and_write_nothing(published, tmp_path, cap
     run_json = json.loads((unfinished / "run.json").read_text())
     (unfinished / "run.json").write_text(json.dumps({**run_json, "complete": False}))
     with online(published.hub):
-        message = error_of(capsys, "push", "--output_dir", unfinished, "--hub_repo_id", "org/x")
+        message = recipe_error(capsys, "push", "--output_dir", unfinished, "--hub_repo_id", "org/x")
         assert "has not finished" in message and "run the same recipe command again" in message
-        assert "is not a finished output folder" in error_of(
+        assert "is not a finished output folder" in recipe_error(
             capsys, "push", "--output_dir", tmp_path, "--hub_repo_id", "org/x"
         )
-        assert "does not exist" in error_of(capsys, "push", "--output_dir", tmp_path / "nope", "--hub_repo_id", "o/x")
+        assert "does not exist" in recipe_error(
+            capsys, "push", "--output_dir", tmp_path / "nope", "--hub_repo_id", "o/x"
+        )
     assert "org/x" not in published.hub.repos
 
 
 def test_repo_card_declares_every_config_once_there_are_several(tmp_path):
-    from builders.hub import repo_card
+    from builders.output.hub import repo_card
 
     body = (
         '![h](images/h.png)\nds = load_dataset("outputs/run", split="train")\n'

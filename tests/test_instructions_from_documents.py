@@ -3,7 +3,7 @@ import json
 import pytest
 from datasets import load_dataset
 
-from builders.parsing import parse_list
+from builders.methods.instructions_from_documents import parse_list
 from conftest import REPO, run_recipe
 
 SMOKE = REPO / "configs" / "instructions_from_documents" / "smoke.yaml"
@@ -15,16 +15,25 @@ SMOKE = REPO / "configs" / "instructions_from_documents" / "smoke.yaml"
         (
             "Here are 3 requests a student might send:\n\n1. Summarise the role of mitochondria.\n"
             "2. Why do mitochondria have\n   their own DNA?\n3) Compare cristae with the outer membrane.\n\nHope this helps!",
-            ["Summarise the role of mitochondria.", "Why do mitochondria have their own DNA?",
-             "Compare cristae with the outer membrane."],
+            [
+                "Summarise the role of mitochondria.",
+                "Why do mitochondria have their own DNA?",
+                "Compare cristae with the outer membrane.",
+            ],
         ),
-        ("- What is ATP?\n- **Explain** aerobic respiration step by step.\n", ["What is ATP?", "Explain aerobic respiration step by step."]),
-        ('Query 1: "List three facts about rivers."\nQuery 2: Describe a delta.', ["List three facts about rivers.", "Describe a delta."]),
+        (
+            "- What is ATP?\n- **Explain** aerobic respiration step by step.\n",
+            ["What is ATP?", "Explain aerobic respiration step by step."],
+        ),
+        (
+            'Query 1: "List three facts about rivers."\nQuery 2: Describe a delta.',
+            ["List three facts about rivers.", "Describe a delta."],
+        ),
         ("1. Describe how a river forms a delta and why the", ["Describe how a river forms a delta and why the"]),
         ("I cannot help with that.", []),
         ("", []),
     ],
-)  # fmt: skip
+)
 def test_parse_list_on_realistic_outputs(text, expected):
     assert parse_list(text) == expected
 
@@ -51,11 +60,13 @@ def test_near_duplicate_requests_are_dropped(tmp_path):
     from datasets import Dataset
 
     from builders.data import ROW_ID
-    from builders.dedup import minhash_dedup
+    from builders.dedup.minhash import minhash_dedup
 
-    requests = ["Explain how mitochondria produce energy for the cell.",
-                "Explain how mitochondria produce energy for the cells.",
-                "List three uses of a suspension bridge."]  # fmt: skip
+    requests = [
+        "Explain how mitochondria produce energy for the cell.",
+        "Explain how mitochondria produce energy for the cells.",
+        "List three uses of a suspension bridge.",
+    ]
     ds = Dataset.from_dict({"instruction": requests, ROW_ID: [0, 1, 2]})
     kept, stats = minhash_dedup(ds, column="instruction", ngram=3, threshold=0.7)
     assert kept["instruction"] == [requests[0], requests[2]] and stats["removed"] == 1

@@ -1,6 +1,6 @@
 import pytest
 
-from builders.language import detect_language, same_language
+from builders.filters.language import detect_language, same_language
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from builders.errors import UserError
-from builders.filters import apply_checks
-from builders.magpie import clean_query, is_request, prequery, query_checks, strip_bos
-from builders.models import resolve_model
+from builders.filters.checks import apply_checks
+from builders.generation.models import resolve_model
+from builders.methods.magpie import clean_query, is_request, prequery, query_checks, strip_bos
 
 # Llama-3 style, written for this test: header tokens around the role, <|eot_id|> after each message.
 LLAMA3_STYLE = (

@@ -7,22 +7,12 @@ import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
-from conftest import REPO, run_recipe
+from conftest import REPO, assert_funnel_adds_up, run_recipe, stats_of
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "magpie" / "smoke.yaml")
 DEMO = str(REPO / "configs" / "magpie" / "demo.yaml")
 COLUMNS = ["conversation", "instruction", "response", "model", "generation", "finish_reason"]
-
-
-def stats_of(out):
-    return json.loads((out / "stats.json").read_text())
-
-
-def assert_funnel_adds_up(stats):
-    for stage in stats["stages"]:
-        assert stage["rows_in"] - stage["rows_out"] == sum(stage["dropped"].values()), stage
-        assert "unaccounted" not in stage["dropped"]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +102,7 @@ def test_demo_with_smollm2(tmp_path):
     assert_funnel_adds_up(stats)
     ds = load_dataset(str(out), split="train")
     assert len(ds) > 10
-    from builders.magpie import is_request
+    from builders.methods.magpie import is_request
 
     assert sum(is_request(q) for q in ds["instruction"]) == len(ds)
     assert "You are a helpful AI assistant named SmolLM" in (out / "README.md").read_text()

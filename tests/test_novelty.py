@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rouge_score import rouge_scorer
 
-from builders.novelty import RougeLNovelty, rouge_tokens
+from builders.methods.self_instruct.novelty import RougeLNovelty, rouge_tokens
 from conftest import shipped_data
 
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)

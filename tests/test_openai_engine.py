@@ -10,9 +10,9 @@ import pytest
 from datasets import load_dataset
 from scripted_server import ScriptedServer
 
-from builders.engines import Sampling
-from builders.engines.openai_engine import OpenAIEngine, sample_seed
 from builders.errors import UserError
+from builders.generation.engines import Sampling
+from builders.generation.engines.openai_engine import OpenAIEngine, sample_seed
 
 
 def engine_for(server, **kw):
@@ -214,7 +214,7 @@ def test_structured_output_is_known_from_the_owner_the_server_lists():
 @pytest.mark.parametrize("owner", ["vllm", None])
 def test_curate_seeds_labels_are_parsed_as_free_text_when_the_server_is_not_vllm(owner, tmp_path, caplog):
     """`structured_labels` is on by default: a server that is not vLLM gets plain requests, and a one-line note."""
-    from builders.prompts.curate_seeds import LABEL_PATTERN
+    from builders.methods.curate_seeds.prompts import LABEL_PATTERN
     from conftest import REPO, run_recipe
 
     out = tmp_path / "o"

@@ -8,19 +8,11 @@ the answers, one copying a benchmark's problem, one a benchmark's solution, one 
 
 import json
 
-import pyarrow.parquet as pq
 import pytest
 from scripted_server import ScriptedServer, last_user_message
 
-from builders.code_sources import stdlib_folder
-from conftest import REPO, run_recipe, write_jsonl
-
-
-def read_output(out, part: str = "data") -> tuple[list[str], list[dict]]:
-    """Column names and rows of an output folder's parquet files (an empty dataset has columns, no rows)."""
-    table = pq.read_table(out / part)
-    return table.schema.names, table.to_pylist()
-
+from builders.methods.code.sources import stdlib_folder
+from conftest import REPO, read_output, recipe_error, run_recipe, write_jsonl
 
 SMOKE = str(REPO / "configs" / "oss_instruct" / "smoke.yaml")
 COLUMNS = ["seed_snippet", "lang", "problem", "solution", "source", "model"]
@@ -107,22 +99,19 @@ def test_prompts_carry_fragments_of_the_seed_files(smoke_output):
         assert assistant == {"role": "assistant", "content": "## Problem\n"}
 
 
-def error_of(capsys, *args):
-    with pytest.raises(SystemExit) as exit_:
-        run_recipe("oss_instruct", *args)
-    assert exit_.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
-
-
 @pytest.mark.vllm
 def test_bad_settings_are_one_line_errors(tmp_path, capsys):
     base = ["--config", SMOKE, "--output_dir", tmp_path / "out"]
-    assert "snippet_min_lines <= snippet_max_lines" in error_of(capsys, *base, "--snippet_min_lines", "20")
-    assert "does not exist" in error_of(capsys, *base, "--dataset", tmp_path / "nowhere")
-    assert "matches `include`" in error_of(capsys, *base, "--dataset", REPO / "builders", "--include", "*.go")
+    assert "snippet_min_lines <= snippet_max_lines" in recipe_error(
+        capsys, "oss_instruct", *base, "--snippet_min_lines", "20"
+    )
+    assert "does not exist" in recipe_error(capsys, "oss_instruct", *base, "--dataset", tmp_path / "nowhere")
+    assert "matches `include`" in recipe_error(
+        capsys, "oss_instruct", *base, "--dataset", REPO / "builders", "--include", "*.go"
+    )
     assert not (tmp_path / "out").exists()
     # benchmarks are read when the stage runs (Run.decontaminate), after generation: the error still names the fix
-    message = error_of(capsys, *base, "--decontaminate", "[openai_humaneval]")
+    message = recipe_error(capsys, "oss_instruct", *base, "--decontaminate", "[openai_humaneval]")
     assert "decontaminate[0]" in message and "columns" in message
 
 

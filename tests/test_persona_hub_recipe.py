@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from builders.personas import PERSONA_COLUMNS
-from builders.prompts.persona_hub import RELATIONS, TASKS, VIEWPOINTS
-from conftest import REPO, run_recipe, shipped_data, write_jsonl
+from builders.methods.persona_hub.personas import PERSONA_COLUMNS
+from builders.methods.persona_hub.prompts import RELATIONS, TASKS, VIEWPOINTS
+from conftest import REPO, recipe_error, run_recipe, shipped_data, stats_of, write_jsonl
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "persona_hub" / "smoke.yaml")
@@ -18,10 +18,6 @@ SYNTHESIS_COLUMNS = [*PERSONA_COLUMNS[:-1], "task", "prompt", "output", "finish_
 
 def alpaca_outputs(n):
     return [r["output"] for r in json.loads(shipped_data("alpaca_5000.json").read_text())[:n]]
-
-
-def stats_of(out):
-    return json.loads((out / "stats.json").read_text())
 
 
 def stage(stats, name):
@@ -111,9 +107,22 @@ def test_persona_expansion_follows_hops_and_records_lineage(tmp_path):
 def test_structured_personas_parse_or_are_dropped_with_a_reason(tmp_path):
     out = tmp_path / "json-personas"  # not "json": datasets caches local folders by their basename
     run_recipe(
-        "persona_hub", "--config", SMOKE, "--output_dir", out, "--stages", "text_to_persona", "--num_samples", 4,
-        "--persona_format", "json", "--persona_max_new_tokens", 64, "--persona_dedup", "false",
-    )  # fmt: skip
+        "persona_hub",
+        "--config",
+        SMOKE,
+        "--output_dir",
+        out,
+        "--stages",
+        "text_to_persona",
+        "--num_samples",
+        4,
+        "--persona_format",
+        "json",
+        "--persona_max_new_tokens",
+        64,
+        "--persona_dedup",
+        "false",
+    )
     filtered = stage(stats_of(out), "text_to_persona_filter")
     assert filtered["rows_in"] == 4
     assert set(filtered["dropped"]) <= {"unparseable", "empty", "too_short", "too_long"}
@@ -128,9 +137,22 @@ def test_synthesis_alone_uses_given_personas_and_few_shot_examples(tmp_path):
     data = write_jsonl(tmp_path / "personas.jsonl", [{"persona": p} for p in personas])
     out = tmp_path / "synth"
     run_recipe(
-        "persona_hub", "--config", SMOKE, "--output_dir", out, "--dataset", data, "--stages", "synthesize",
-        "--tasks", "math,npc", "--tasks_per_persona", 2, "--few_shot", 1,
-    )  # fmt: skip
+        "persona_hub",
+        "--config",
+        SMOKE,
+        "--output_dir",
+        out,
+        "--dataset",
+        data,
+        "--stages",
+        "synthesize",
+        "--tasks",
+        "math,npc",
+        "--tasks_per_persona",
+        2,
+        "--few_shot",
+        1,
+    )
     names = [s["name"] for s in stats_of(out)["stages"]]
     assert names == ["input", "synthesis_prompts", "synthesize", "synthesize_filter", "output_dedup"]
     assert stage(stats_of(out), "synthesis_prompts")["rows_out"] == 4
@@ -139,19 +161,14 @@ def test_synthesis_alone_uses_given_personas_and_few_shot_examples(tmp_path):
     assert all(r["hop"] == 0 and r["source_text"] is None and r["prompt"].count("<persona>") == 2 for r in ds)
 
 
-def error_of(capsys, *args):
-    with pytest.raises(SystemExit) as exit_:
-        run_recipe("persona_hub", *args)
-    assert exit_.value.code == 2
-    return capsys.readouterr().err.strip().splitlines()[-1]
-
-
 def test_bad_stage_and_task_names_exit_2(tmp_path, capsys):
     base = ["--config", SMOKE, "--output_dir", tmp_path / "o"]
-    assert "must follow the order" in error_of(capsys, *base, "--stages", "synthesize,text_to_persona")
-    assert "unknown value 'write'" in error_of(capsys, *base, "--stages", "write")
-    assert "unknown value 'poem'" in error_of(capsys, *base, "--tasks", "math,poem")
-    assert "has no column 'persona'" in error_of(capsys, *base, "--stages", "synthesize")
+    assert "must follow the order" in recipe_error(
+        capsys, "persona_hub", *base, "--stages", "synthesize,text_to_persona"
+    )
+    assert "unknown value 'write'" in recipe_error(capsys, "persona_hub", *base, "--stages", "write")
+    assert "unknown value 'poem'" in recipe_error(capsys, "persona_hub", *base, "--tasks", "math,poem")
+    assert "has no column 'persona'" in recipe_error(capsys, "persona_hub", *base, "--stages", "synthesize")
     assert not (tmp_path / "o").exists()
 
 

@@ -7,9 +7,9 @@ import pytest
 from datasets import Dataset
 
 from builders.data import ROW_ID
-from builders.dedup import minhash_dedup
-from builders.embedding_dedup import embedding_dedup, near_duplicates
-from builders.personas import (
+from builders.dedup.embedding import embedding_dedup, near_duplicates
+from builders.dedup.minhash import minhash_dedup
+from builders.methods.persona_hub.personas import (
     clean_persona,
     parse_personas,
     persona_checks,
@@ -17,7 +17,7 @@ from builders.personas import (
     synthesis_rows,
     text_to_persona_rows,
 )
-from builders.prompts.persona_hub import RELATIONS, TASKS, VIEWPOINTS, few_shot_examples, synthesis_prompt
+from builders.methods.persona_hub.prompts import RELATIONS, TASKS, VIEWPOINTS, few_shot_examples, synthesis_prompt
 
 # Planted duplicates: 2 repeats 0 with its words reordered, 7 repeats 1 with one word added (both for MinHash on
 # 1-grams); 4, 8 and 11 paraphrase 0, 6 and 10 in other words (for the embeddings). 3/5 and 10/12 are alike in

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from builders.prompts.case2code import (
+from builders.methods.code.case2code_prompts import (
     TEMPLATES,
     choose_shown,
     describe_example,

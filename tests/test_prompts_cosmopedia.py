@@ -2,7 +2,7 @@ import pytest
 from datasets import Dataset
 
 from builders.errors import UserError
-from builders.prompts.cosmopedia import AUDIENCES, FORMATS, build_prompt, choose_styles, style_pairs, truncate_extracts
+from builders.methods.cosmopedia import AUDIENCES, FORMATS, build_prompt, choose_styles, style_pairs, truncate_extracts
 from conftest import load_recipe
 
 EXTRACT = "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen inside chloroplasts."

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from builders.errors import UserError
-from builders.prompts.curate_seeds import (
+from builders.methods.curate_seeds.prompts import (
     DEFAULT_TEMPLATE,
     LABEL_PATTERN,
     ClusterLabel,

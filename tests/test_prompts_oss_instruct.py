@@ -2,8 +2,8 @@
 
 from datasets import Dataset
 
-from builders.filters import apply_checks
-from builders.prompts.oss_instruct import build_prompt, parse_problem_solution, solution_checks, solution_code
+from builders.filters.checks import apply_checks
+from builders.methods.code.oss_instruct import build_prompt, parse_problem_solution, solution_checks, solution_code
 
 MARKDOWN = """## Problem
 You are given a list of strings, each a line of a configuration file. Write a function

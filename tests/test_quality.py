@@ -8,8 +8,8 @@ from datasets import Dataset
 
 from builders.config import RecipeConfig
 from builders.errors import UserError
-from builders.filters import apply_checks
-from builders.quality import (
+from builders.filters.checks import apply_checks
+from builders.filters.quality import (
     is_refusal,
     longest_phrase_loop,
     quality_checks,

@@ -6,9 +6,16 @@ in English and in Chinese.
 
 import pytest
 
-from builders.filters import apply_checks
-from builders.math_answers import answers_match, extract_final_answer, parse_answer, parse_number, parse_reference
-from builders.reasoning import (
+from builders.filters.checks import apply_checks
+from builders.filters.repetition import repeated_ngram_fraction, text_units
+from builders.methods.reasoning.math_answers import (
+    answers_match,
+    extract_final_answer,
+    parse_answer,
+    parse_number,
+    parse_reference,
+)
+from builders.methods.reasoning.traces import (
     assistant_content,
     forced_answer_prefill,
     needs_forcing,
@@ -18,7 +25,6 @@ from builders.reasoning import (
     template_opens_think,
     unclosed_trace,
 )
-from builders.repetition import repeated_ngram_fraction, text_units
 from conftest import REPO, load_recipe
 
 QWEN3_OUTPUT = (
@@ -278,8 +284,8 @@ ZH_CODE_ANSWER = (  # the way alpaca-gpt4-data-zh answers a coding question: Chi
 
 
 def test_language_check_reads_the_prose_not_the_code_or_the_math():
-    from builders.language import detect_language
-    from builders.reasoning import prose
+    from builders.filters.language import detect_language
+    from builders.methods.reasoning.traces import prose
 
     assert detect_language(ZH_CODE_ANSWER) == "en"  # by letters, the code outweighs the Chinese prose
     assert detect_language(prose(ZH_CODE_ANSWER)) == "zh"

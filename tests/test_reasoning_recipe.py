@@ -1,31 +1,19 @@
 """The reasoning recipe end to end through the real vLLM engine with the tiny random model (and SmolLM2, slow)."""
 
-import json
-
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
 from builders.config import parse_config
-from builders.reasoning import parse_thinking
-from conftest import REPO, load_recipe, read_jsonl, run_recipe
+from builders.methods.reasoning.traces import parse_thinking
+from conftest import REPO, assert_funnel_adds_up, load_recipe, read_jsonl, run_recipe, stats_of
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "reasoning" / "smoke.yaml")
 DEMO = str(REPO / "configs" / "reasoning" / "demo.yaml")
 QUESTIONS = REPO / "configs" / "reasoning" / "questions.jsonl"
 COLUMNS = ["instruction", "input", "reasoning", "answer", "messages", "model", "finish_reason", "completion_tokens"]
-
-
-def stats_of(out):
-    return json.loads((out / "stats.json").read_text())
-
-
-def assert_funnel_adds_up(stats):
-    for stage in stats["stages"]:
-        assert stage["rows_in"] - stage["rows_out"] == sum(stage["dropped"].values()), stage
-        assert "unaccounted" not in stage["dropped"]
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import time
 import pytest
 from datasets import Dataset, load_dataset
 
-from builders.checkpoint import CheckpointStore
 from builders.data import ROW_ID
-from builders.engines import Completion, Sampling
-from builders.generate import GenerationReport, generate_column
-from builders.sink import claim_output_dir, is_complete, publish, recover, staging_dir
+from builders.generation.checkpoint import CheckpointStore
+from builders.generation.engines import Completion, Sampling
+from builders.generation.stage import GenerationReport, generate_column
+from builders.output.sink import claim_output_dir, is_complete, publish, recover, staging_dir
 from conftest import REPO, run_recipe
 
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")

@@ -1,10 +1,10 @@
-"""Regrouping the samples of a prompt into list columns (builders/samples.py)."""
+"""Regrouping the samples of a prompt into list columns (builders/methods/generate_steps/samples.py)."""
 
 from datasets import Dataset
 
 from builders.data import ROW_ID
-from builders.filters import apply_checks
-from builders.samples import collect_samples
+from builders.filters.checks import apply_checks
+from builders.methods.generate_steps.samples import collect_samples
 
 
 def test_samples_dropped_by_a_filter_stay_out_of_the_lists():

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from builders.sandbox import error_kind, isolation_layers, run_function, run_many
+from builders.methods.code.sandbox import error_kind, isolation_layers, run_function, run_many
 
 INPUTS = [{"x": 0}, {"x": 1}, {"x": 2}]
 ROOT_LAYERS = {"own uid", "read-only mounts, tmpfs working directory"}

@@ -7,7 +7,6 @@ process was killed and the launch was started again.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,18 +15,12 @@ import psutil
 import pytest
 from datasets import load_dataset
 
-from builders.distributed import core_share, cpu_bind_spec, gpu_share, my_chunks
 from builders.errors import UserError
-from conftest import REPO, run_recipe
+from builders.generation.distributed import core_share, cpu_bind_spec, gpu_share, my_chunks
+from conftest import REPO, free_port, run_recipe
 
 SMOKE = REPO / "configs" / "cosmopedia" / "smoke.yaml"
 CPU_TWO_PROCESSES = REPO / "configs" / "accelerate" / "cpu_two_processes.yaml"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch_env() -> dict:
@@ -67,7 +60,7 @@ def stats(output_dir) -> dict:
 
 
 def test_chunks_split_into_contiguous_runs_that_cover_everything(monkeypatch):
-    import builders.distributed as distributed
+    import builders.generation.distributed as distributed
 
     for count in (1, 2, 3, 8):
         runs = []
@@ -95,7 +88,7 @@ def test_each_process_gets_its_own_gpus_and_cores():
 PROBE = """
 import sys, time
 from datetime import timedelta
-import builders.distributed as distributed
+import builders.generation.distributed as distributed
 
 distributed.STORE_TIMEOUT = timedelta(seconds=1)  # one store request; the wait below lasts longer than this
 rank = distributed.process_index()

@@ -8,10 +8,8 @@ from rouge_score import rouge_scorer
 
 from builders.config import parse_config
 from builders.errors import UserError
-from builders.prompts.self_instruct import opening
-from builders.self_instruct import (
-    ResponseReader,
-    TaskPool,
+from builders.methods.self_instruct.bootstrap import ResponseReader, TaskPool
+from builders.methods.self_instruct.parsing import (
     filter_instances,
     instruction_rule,
     parse_classification_instances,
@@ -19,8 +17,9 @@ from builders.self_instruct import (
     parse_instruction_list,
     parse_task_list,
     parse_yes_no,
-    read_seed_tasks,
 )
+from builders.methods.self_instruct.prompts import opening
+from builders.methods.self_instruct.seeds import read_seed_tasks
 from conftest import load_recipe, shipped_data, write_jsonl
 
 # A response in Alpaca's format, as text-davinci-003 wrote them: labels numbered, `###` between tasks.

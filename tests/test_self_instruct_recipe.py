@@ -15,7 +15,7 @@ import pytest
 from huggingface_hub import DatasetCard
 from rouge_score import rouge_scorer
 
-from conftest import REPO, load_recipe, run_recipe, shipped_data, write_jsonl
+from conftest import REPO, load_recipe, recipe_error, run_recipe, shipped_data, stages_of, stats_of, write_jsonl
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "self_instruct" / "smoke.yaml")
@@ -39,19 +39,11 @@ def rows_of(out, folder="data"):
     return pq.read_table(out / folder).to_pylist()
 
 
-def stats_of(out):
-    return json.loads((out / "stats.json").read_text())
-
-
-def stages_of(out):
-    return {s["name"]: s for s in stats_of(out)["stages"]}
-
-
 @pytest.fixture(scope="module", autouse=True)
 def engine():
     """Build the shared engine before any test captures output: vLLM's log handler keeps the stream it saw."""
     from builders.config import parse_config
-    from builders.engines import build_engine
+    from builders.generation.engines import build_engine
 
     return build_engine(parse_config(load_recipe("self_instruct").SelfInstructConfig, ["--config", SMOKE]))
 
@@ -185,15 +177,6 @@ def test_self_instruct_mode_classifies_and_generates_instances(tmp_path):
     assert clf["classification"] + clf["other"] == 6
 
 
-def error_of(capsys, *args):
-    with pytest.raises(SystemExit) as exit_:
-        run_recipe("self_instruct", *args)
-    assert exit_.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert not any("Traceback" in line for line in err)
-    return err[-1]
-
-
 def test_bad_seed_files_and_keys_exit_2_naming_the_problem(tmp_path, capsys):
     lines = shipped_data("seed_tasks.jsonl").read_text().splitlines()
     (tmp_path / "broken.jsonl").write_text(
@@ -201,15 +184,17 @@ def test_bad_seed_files_and_keys_exit_2_naming_the_problem(tmp_path, capsys):
     )
     write_jsonl(tmp_path / "no_instances.jsonl", [{"instruction": "Say hi."}])
     base = ["--config", SMOKE, "--output_dir", tmp_path / "o"]
-    message = error_of(capsys, *base, "--dataset", tmp_path / "broken.jsonl")
+    message = recipe_error(capsys, "self_instruct", *base, "--dataset", tmp_path / "broken.jsonl")
     assert "broken.jsonl' line 5 is not valid JSON" in message
-    assert "line 1 needs 'instances'" in error_of(capsys, *base, "--dataset", tmp_path / "no_instances.jsonl")
-    assert "does not exist" in error_of(capsys, *base, "--dataset", tmp_path / "missing.jsonl")
-    assert "must be one of alpaca, self_instruct" in error_of(capsys, *base, "--mode", "evol")
-    assert "num_machine_instructions" in error_of(
-        capsys, *base, "--mode", "self_instruct", "--num_machine_instructions", 8
+    assert "line 1 needs 'instances'" in recipe_error(
+        capsys, "self_instruct", *base, "--dataset", tmp_path / "no_instances.jsonl"
     )
-    assert "no MinHash dedup" in error_of(capsys, *base, "--dedup", "true")
+    assert "does not exist" in recipe_error(capsys, "self_instruct", *base, "--dataset", tmp_path / "missing.jsonl")
+    assert "must be one of alpaca, self_instruct" in recipe_error(capsys, "self_instruct", *base, "--mode", "evol")
+    assert "num_machine_instructions" in recipe_error(
+        capsys, "self_instruct", *base, "--mode", "self_instruct", "--num_machine_instructions", 8
+    )
+    assert "no MinHash dedup" in recipe_error(capsys, "self_instruct", *base, "--dedup", "true")
     assert not (tmp_path / "o").exists()
 
 

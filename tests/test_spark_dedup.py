@@ -10,8 +10,8 @@ from scipy.sparse.csgraph import connected_components as scipy_components
 from test_dedup import ODD_TEXTS, answers, edit, planted_corpus  # noqa: F401 (answers: a fixture)
 from test_dedup_recipe import corpus, read_output  # noqa: F401 (corpus: a fixture)
 
-from builders.dedup import exact_dedup, jaccard, minhash_dedup
-from builders.spark_dedup import connected_components, spark_dedup, spark_session
+from builders.dedup.minhash import exact_dedup, jaccard, minhash_dedup
+from builders.dedup.spark import connected_components, spark_dedup, spark_session
 from conftest import read_jsonl, run_recipe
 
 

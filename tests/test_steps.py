@@ -1,11 +1,18 @@
-"""Generation steps of the generic recipe (builders/steps.py): JSON fields as typed columns, and free-text
+"""Generation steps of the generic recipe (builders/methods/generate_steps/steps.py): JSON fields as typed columns, and free-text
 answers held to the shape structured output would have given them."""
 
 import pytest
 from datasets import Dataset, Value
 
 from builders.errors import UserError
-from builders.steps import check_regex, fit_answer, fit_batch, parse_json_batch, parse_step, parsed_features
+from builders.methods.generate_steps.steps import (
+    check_regex,
+    fit_answer,
+    fit_batch,
+    parse_json_batch,
+    parse_step,
+    parsed_features,
+)
 
 SCHEMA = {
     "type": "object",

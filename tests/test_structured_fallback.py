@@ -11,8 +11,8 @@ import pytest
 import yaml
 from scripted_server import ScriptedServer, last_user_message
 
-from builders.prompts.persona_hub import PERSONA_SCHEMA
-from conftest import REPO, run_recipe, write_jsonl
+from builders.methods.persona_hub.prompts import PERSONA_SCHEMA
+from conftest import REPO, run_recipe, stages_of, write_jsonl
 
 OWNERS = ["vllm", None]
 
@@ -39,10 +39,6 @@ def note(what, url, off=None):
         f"{what}: the server at {url} offers no structured output (vLLM's is the one used); "
         f"the answers are parsed as free text{skip}"
     )
-
-
-def stages_of(out):
-    return {s["name"]: s for s in json.loads((out / "stats.json").read_text())["stages"]}
 
 
 # -- Self-Instruct: the task lists, the Yes/No classification, the instances -----------------------------------
@@ -72,10 +68,23 @@ def test_self_instruct_classifies_from_free_text_without_structured_output(owner
     out = tmp_path / "si"
     list_regex, instance_regex = r"(\d+\. .+\n)+", r"(.+\n)+"
     sent, notes, url = run_scripted(
-        "self_instruct", owner, self_instruct_reply, caplog,
-        "--config", REPO / "configs" / "self_instruct" / "smoke.yaml", "--output_dir", out, "--mode", "self_instruct",
-        "--num_instructions_to_generate", 4, "--list_regex", list_regex, "--instance_regex", instance_regex,
-    )  # fmt: skip
+        "self_instruct",
+        owner,
+        self_instruct_reply,
+        caplog,
+        "--config",
+        REPO / "configs" / "self_instruct" / "smoke.yaml",
+        "--output_dir",
+        out,
+        "--mode",
+        "self_instruct",
+        "--num_instructions_to_generate",
+        4,
+        "--list_regex",
+        list_regex,
+        "--instance_regex",
+        instance_regex,
+    )
     asked = [{"regex": list_regex}] * 4 + [{"choice": ["Yes", "No"]}] * 4 + [{"regex": instance_regex}] * 4
     if owner == "vllm":
         assert sent == asked and notes == []
@@ -113,10 +122,19 @@ def test_case2code_json_inputs_fall_back_to_the_python_format(owner, tmp_path, c
     (tmp_path / "code" / "any_value.py").write_text(ANY_VALUE)
     out = tmp_path / "out"
     sent, notes, url = run_scripted(
-        "case2code", owner, lambda body: CASE2CODE_REPLIES[owner], caplog,
-        "--config", REPO / "configs" / "case2code" / "smoke.yaml", "--output_dir", out,
-        "--dataset", tmp_path / "code", "--include", "[]",
-    )  # fmt: skip
+        "case2code",
+        owner,
+        lambda body: CASE2CODE_REPLIES[owner],
+        caplog,
+        "--config",
+        REPO / "configs" / "case2code" / "smoke.yaml",
+        "--output_dir",
+        out,
+        "--dataset",
+        tmp_path / "code",
+        "--include",
+        "[]",
+    )
     assert len(sent) == 2  # one answer per function
     if owner == "vllm":
         assert all(set(s) == {"regex"} for s in sent) and notes == []
@@ -144,10 +162,23 @@ def persona_reply(body):
 def test_persona_hub_json_personas_fall_back_to_text(owner, tmp_path, caplog):
     out = tmp_path / "out"
     sent, notes, url = run_scripted(
-        "persona_hub", owner, persona_reply, caplog,
-        "--config", REPO / "configs" / "persona_hub" / "smoke.yaml", "--output_dir", out,
-        "--stages", "text_to_persona", "--num_samples", 3, "--persona_format", "json", "--persona_dedup", "false",
-    )  # fmt: skip
+        "persona_hub",
+        owner,
+        persona_reply,
+        caplog,
+        "--config",
+        REPO / "configs" / "persona_hub" / "smoke.yaml",
+        "--output_dir",
+        out,
+        "--stages",
+        "text_to_persona",
+        "--num_samples",
+        3,
+        "--persona_format",
+        "json",
+        "--persona_dedup",
+        "false",
+    )
     if owner == "vllm":
         assert sent == [{"json": PERSONA_SCHEMA}] * 3 and notes == []
     else:
@@ -176,10 +207,13 @@ def generate_reply(body):
 def test_generate_holds_free_text_answers_to_the_choice_and_the_schema(owner, tmp_path, caplog):
     docs = write_jsonl(tmp_path / "docs.jsonl", [{"text": f"Passage {i}: rivers carry water."} for i in range(6)])
     steps = [
-        {"template": "Is this about water? {{ text }}", "output_column": "label",
-         "structured_output": {"choice": ["yes", "no"]}},
+        {
+            "template": "Is this about water? {{ text }}",
+            "output_column": "label",
+            "structured_output": {"choice": ["yes", "no"]},
+        },
         {"template": "Label: {{ text }}", "output_column": "info", "structured_output": {"json": SCHEMA}},
-    ]  # fmt: skip
+    ]
     config = yaml.safe_load((REPO / "configs" / "generate" / "smoke.yaml").read_text())
     config.update(dataset=str(docs), steps=steps, dedup=False, output_dir=str(tmp_path / "out"))
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
@@ -204,10 +238,24 @@ def test_generate_refuses_a_regex_python_cannot_read_before_any_generation(tmp_p
     out = tmp_path / "out"
     with ScriptedServer() as server, pytest.raises(SystemExit) as exit_:
         run_recipe(
-            "generate", "--config", REPO / "configs" / "generate" / "smoke.yaml", "--dataset", docs,
-            "--steps", "[]", "--template", "Code for {{ text }}", "--structured_output", '{regex: "[a-z"}',
-            "--output_dir", out, "--backend", "openai", "--base_url", server.url,
-        )  # fmt: skip
+            "generate",
+            "--config",
+            REPO / "configs" / "generate" / "smoke.yaml",
+            "--dataset",
+            docs,
+            "--steps",
+            "[]",
+            "--template",
+            "Code for {{ text }}",
+            "--structured_output",
+            '{regex: "[a-z"}',
+            "--output_dir",
+            out,
+            "--backend",
+            "openai",
+            "--base_url",
+            server.url,
+        )
     assert exit_.value.code == 2 and server.bodies == [] and not out.exists()
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("error: structured_output: the engine has no structured output")
@@ -227,10 +275,17 @@ def requests_reply(body):
 def test_instructions_from_documents_lists_are_parsed_without_structured_output(owner, tmp_path, caplog):
     out = tmp_path / "out"
     sent, notes, url = run_scripted(
-        "instructions_from_documents", owner, requests_reply, caplog,
-        "--config", REPO / "configs" / "instructions_from_documents" / "smoke.yaml", "--output_dir", out,
-        "--answer", "false",
-    )  # fmt: skip
+        "instructions_from_documents",
+        owner,
+        requests_reply,
+        caplog,
+        "--config",
+        REPO / "configs" / "instructions_from_documents" / "smoke.yaml",
+        "--output_dir",
+        out,
+        "--answer",
+        "false",
+    )
     if owner == "vllm":
         assert len(sent) == 6 and all(set(s) == {"regex"} for s in sent) and notes == []
     else:

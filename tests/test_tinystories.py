@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from builders.errors import UserError
-from builders.prompts.tinystories import (
+from builders.methods.tinystories.prompts import (
     FEATURES,
     choose_sentence,
     clean_story,
@@ -16,7 +16,7 @@ from builders.prompts.tinystories import (
     sentences,
     story_prompt,
 )
-from builders.vocabulary import hard_words, load_vocabulary, story_checks, uses_word
+from builders.methods.tinystories.vocabulary import hard_words, load_vocabulary, story_checks, uses_word
 
 VOCAB = load_vocabulary()
 

@@ -5,19 +5,15 @@ import json
 import pytest
 from datasets import load_dataset
 
-from builders.prompts.tinystories import FEATURES, draw_features, draw_words
-from builders.vocabulary import load_vocabulary, uses_word
-from conftest import REPO, run_recipe
+from builders.methods.tinystories.prompts import FEATURES, draw_features, draw_words
+from builders.methods.tinystories.vocabulary import load_vocabulary, uses_word
+from conftest import REPO, run_recipe, stats_of
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "tinystories" / "smoke.yaml")
 DEMO = str(REPO / "configs" / "tinystories" / "demo.yaml")
 COLUMNS = ["story", "words", "features", "prompt", "summary", "sentence", "text"]
 VOCAB = load_vocabulary()
-
-
-def stats_of(out):
-    return json.loads((out / "stats.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +53,19 @@ def test_another_seed_draws_other_words(smoke_output, tmp_path):
 def test_real_filters_drop_noise_with_reasons(tmp_path):
     out = tmp_path / "strict"
     run_recipe(
-        "tinystories", "--config", SMOKE, "--output_dir", out, "--require_words", "true",
-        "--max_hard_word_share", 0.1, "--instruct", "false", "--keep_rejected",
-    )  # fmt: skip
+        "tinystories",
+        "--config",
+        SMOKE,
+        "--output_dir",
+        out,
+        "--require_words",
+        "true",
+        "--max_hard_word_share",
+        0.1,
+        "--instruct",
+        "false",
+        "--keep_rejected",
+    )
     story_filter = next(s for s in stats_of(out)["stages"] if s["name"] == "story_filter")
     assert story_filter["rows_in"] == 6 and story_filter["rows_out"] == 0
     assert set(story_filter["dropped"]) <= {"missing_word", "too_many_hard_words"}

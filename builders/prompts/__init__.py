@@ -24,7 +24,3 @@ def environment(folder: str | None = None) -> jinja2.Environment:
 
 def render(name: str, folder: str | None = None, **variables) -> str:
     return environment(folder).get_template(name).render(**variables).strip()
-
-
-def render_string(source: str, **variables) -> str:
-    return environment().from_string(source).render(**variables).strip()

@@ -1,0 +1,1 @@
+"""Exact and MinHash near-dedup (in memory or on Spark), and embedding dedup."""

@@ -1,0 +1,107 @@
+"""The whole-dataset stages a run composes: dedup (exact + MinHash), decontamination and embedding dedup.
+
+Each returns a `StageResult`: the kept rows, the removed rows with their reason, the drops by reason and the
+details the funnel shows. `Run` records it and keeps the rejected rows; these functions only compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from datasets import Dataset, concatenate_datasets
+
+from builders.filters.checks import REASON
+
+
+@dataclass
+class StageResult:
+    kept: Dataset
+    removed: Dataset  # the dropped rows, each with its reason in the `REASON` column
+    dropped: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DedupSettings:
+    """One dedup stage's settings: the config's `dedup_*` keys, with a method's own overrides on top."""
+
+    threshold: float = 0.7
+    ngram: int = 5
+    num_perm: int = 128
+    seed: int = 42
+    units: Literal["auto", "word", "char"] = "auto"  # word or character n-grams; auto decides per row
+    exact: bool = True  # an exact pass (normalised text) before MinHash
+    backend: Literal["memory", "spark"] = "memory"
+    spark_master: str | None = None  # backend spark: the cluster (default local[*])
+
+    @classmethod
+    def from_config(cls, config, **overrides) -> DedupSettings:
+        base = cls(
+            threshold=config.dedup_threshold,
+            ngram=config.dedup_ngram,
+            num_perm=config.dedup_num_perm,
+            seed=config.seed,
+        )
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _with_reason(rows: Dataset, reason: str) -> Dataset:
+    return rows.add_column(REASON, [reason] * len(rows))
+
+
+def dedup_rows(ds: Dataset, column: str, settings: DedupSettings, scratch: Path) -> StageResult:
+    """Exact dedup, then MinHash near-dedup; the first row of each cluster survives. `scratch` is where Spark
+    writes (on a cluster, a folder every executor reads)."""
+    from builders.dedup.minhash import exact_dedup, minhash_dedup
+
+    minhash = {
+        "threshold": settings.threshold,
+        "ngram": settings.ngram,
+        "num_perm": settings.num_perm,
+        "seed": settings.seed,
+        "tokenizer": settings.units,
+    }
+    if settings.backend == "spark":
+        from builders.dedup.spark import dedup_stages
+
+        exact, near = dedup_stages(ds, column, settings.exact, settings.spark_master, scratch, **minhash)
+    else:  # rows too short for MinHash are skipped by exact dedup too
+        exact = exact_dedup(ds, column, min_length=settings.ngram, return_removed=True) if settings.exact else None
+        near = minhash_dedup(exact[0] if exact else ds, column, return_removed=True, **minhash)
+    kept, near_stats, near_removed = near
+    removed = [_with_reason(near_removed, "near_duplicate")]
+    dropped = {"near_duplicate": near_stats["removed"]}
+    if exact:
+        _, exact_stats, exact_removed = exact
+        removed.insert(0, _with_reason(exact_removed, "exact_duplicate"))
+        dropped = {"exact_duplicate": exact_stats["removed"], **dropped}
+    details = {k: v for k, v in near_stats.items() if k != "removed"}  # the drop reasons hold the counts
+    return StageResult(kept, _concat(removed), {k: v for k, v in dropped.items() if v}, details)
+
+
+def decontaminate_rows(ds: Dataset, column: str, benchmarks, ngram: int, threshold: float) -> StageResult:
+    """Remove rows that overlap the benchmarks (see `builders.filters.decontaminate`), counted per benchmark."""
+    from builders.filters.decontaminate import decontaminate
+
+    kept, removed, per_benchmark = decontaminate(ds, column, benchmarks, ngram=ngram, threshold=threshold)
+    details = {"ngram": ngram, "min_similarity": threshold}
+    details.update({f"removed_by_{label}": n for label, n in per_benchmark.items()})
+    dropped = {"contaminated": len(removed)} if len(removed) else {}
+    return StageResult(kept, _with_reason(removed, "contaminated"), dropped, details)
+
+
+def embedding_dedup_rows(ds: Dataset, column: str, threshold: float, model: str) -> StageResult:
+    """Drop rows whose `column` embeds within cosine `threshold` of an earlier kept row."""
+    from builders.dedup.embedding import embedding_dedup
+
+    kept, stats, removed = embedding_dedup(ds, column, threshold=threshold, model=model, return_removed=True)
+    count = stats.pop("removed")
+    dropped = {"semantic_duplicate": count} if count else {}
+    return StageResult(kept, _with_reason(removed, "semantic_duplicate"), dropped, stats)
+
+
+def _concat(parts: list[Dataset]) -> Dataset:
+    parts = [p for p in parts if len(p)]
+    return concatenate_datasets(parts) if len(parts) > 1 else (parts[0] if parts else Dataset.from_dict({}))

@@ -1,0 +1,1 @@
+"""Row checks that return (keep, reason): generation checks, quality, language, repetition, decontamination."""

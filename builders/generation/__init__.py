@@ -1,0 +1,1 @@
+"""The generation stage and what it needs: engines, checkpoints, models, process placement."""

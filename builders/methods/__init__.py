@@ -1,0 +1,1 @@
+"""Method code, one module or package per recipe, named as the recipe."""

@@ -1,0 +1,1 @@
+"""Code methods (OSS-Instruct, Case2Code): sources, harvest, sandbox, prompts."""

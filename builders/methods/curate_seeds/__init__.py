@@ -1,0 +1,1 @@
+"""Seed curation: embeddings clustered, clusters labelled and graded."""

@@ -1,0 +1,1 @@
+"""The generate recipe: chained template steps and samples regrouped."""

@@ -1,0 +1,1 @@
+"""Reasoning traces: the think block and the final-answer check."""

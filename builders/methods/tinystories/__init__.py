@@ -1,0 +1,1 @@
+"""TinyStories: the vocabulary and the story prompts."""
