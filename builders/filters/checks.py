@@ -8,10 +8,13 @@ kept rows and the dropped ones (with their reason) so a run can keep them for in
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 
-from datasets import Dataset
+from datasets import Dataset, Value
+
+from builders.parallel import map_rows
 
 Check = Callable[[dict], tuple[bool, str | None]]
 REASON = "_drop_reason"
@@ -20,19 +23,24 @@ REASON = "_drop_reason"
 def apply_checks(
     ds: Dataset, checks: list[Check], desc: str, num_proc: int | None = None
 ) -> tuple[Dataset, Dataset, Counter]:
-    """Return (kept, rejected, drops by reason). `rejected` has a `_drop_reason` column."""
+    """Return (kept, rejected, drops by reason). `rejected` has a `_drop_reason` column.
+
+    The checks run on `num_proc` processes (None: every core this process may use) when the work pays for it
+    (`builders.parallel.map_rows`); the rows, their order and the reasons are the same on any number.
+    """
     if len(ds) == 0:
         return ds, ds.add_column(REASON, []), Counter()
-
-    def reasons(batch: dict[str, list]) -> dict[str, list]:
-        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        return {REASON: [_first_failure(row, checks) for row in rows]}
-
-    marked = ds.map(reasons, batched=True, desc=desc, num_proc=num_proc)
-    counts = Counter(r for r in marked[REASON] if r is not None)
+    reasons = map_rows(ds, functools.partial(_reasons, checks=checks), num_proc=num_proc, desc=desc)
+    counts = Counter(r for r in reasons if r is not None)
+    marked = ds.add_column(REASON, reasons, feature=Value("string"))
     kept = marked.filter(lambda r: [x is None for x in r], input_columns=[REASON], batched=True, desc=desc)
     rejected = marked.filter(lambda r: [x is not None for x in r], input_columns=[REASON], batched=True, desc=desc)
     return kept.remove_columns(REASON), rejected, counts
+
+
+def _reasons(batch: dict[str, list], checks: list[Check]) -> list[str | None]:
+    """The first failing check's reason for each row of a batch (None: kept)."""
+    return [_first_failure(dict(zip(batch, values)), checks) for values in zip(*batch.values())]
 
 
 def _first_failure(row: dict, checks: list[Check]) -> str | None:
