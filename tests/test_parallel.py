@@ -2,6 +2,7 @@
 
 import json
 import logging
+import multiprocessing
 import random
 
 import numpy as np
@@ -20,7 +21,7 @@ from builders.filters.quality import quality_checks
 from builders.generation import distributed
 from builders.methods.code.sandbox import run_many
 from builders.output.diversity import distinct_ngrams, distinct_shares
-from conftest import read_output, run_recipe, shipped_data, stats_of, write_jsonl
+from conftest import REPO, read_output, run_recipe, shipped_data, stats_of, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +199,22 @@ def test_dedup_recipe_gives_the_same_output_on_one_and_two_processes(texts, tmp_
         stages["quality"]["dropped"] and stages["decontaminate"]["dropped"]["contaminated"] >= 8
     )  # quiz rows, copies, overlapping windows
     assert stages["dedup"]["dropped"]["exact_duplicate"] >= 30
+
+
+@pytest.mark.vllm
+def test_checks_fork_a_pool_beside_a_running_vllm_engine(tmp_path, pool_always, monkeypatch, caplog):
+    """Cosmopedia's smoke run (the tiny model through the real engine, in this process): its filter stage on a
+    pool of 2 processes writes what one process writes, and leaves the `spawn` start method vLLM needs."""
+    monkeypatch.setattr(parallel, "PROBE_ROWS", 2)  # the smoke run has a handful of rows
+    multiprocessing.set_start_method("spawn", force=True)
+    smoke = REPO / "configs" / "cosmopedia" / "smoke.yaml"
+    outputs = {}
+    for num_proc in (1, 2):
+        with caplog.at_level(logging.INFO, logger="builders"):
+            run_recipe(
+                "cosmopedia", "--config", smoke, "--output_dir", tmp_path / f"o{num_proc}", "--num_proc", num_proc
+            )
+        outputs[num_proc] = (read_output(tmp_path / f"o{num_proc}"), stats_of(tmp_path / f"o{num_proc}")["stages"])
+    assert "Filtering (filter): " in caplog.text and "rows on 2 processes" in caplog.text
+    assert outputs[2] == outputs[1] and len(outputs[1][0][1]) > 0
+    assert multiprocessing.get_start_method() == "spawn"
