@@ -5,11 +5,12 @@ Case2Code's sandbox, embeddings and the card's figures. Null means the cores thi
 affinity, and under `accelerate launch` its share of the node (`distributed.process_cores`).
 
 `map_rows` runs a batched function with `Dataset.map(num_proc=...)`: contiguous shards, concatenated in order,
-so the values are those of one process, row for row. A pool is only started when the work pays for it: the
-first `PROBE_ROWS` rows run here first and time the function, and the rest goes to the pool only when it would
-take one core at least `MIN_POOL_SECONDS`. Starting a pool of 2 processes and passing 50k short rows through
-it costs 0.12 to 0.26 s (measured, docs/dedup.md); cheap checks (a finish reason, an empty text: about a
-microsecond a row) never pay for it at any size, the quality checks (about 1.5 ms a row) from a few hundred rows.
+so the values are those of one process, row for row. A pool only starts when the work pays for it: the first
+`PROBE_ROWS` rows run here and time the function, and the rest gets one process per `SECONDS_PER_PROCESS` of
+one-core work it is estimated to take (at most `num_proc`; fewer than two: no pool). Starting a pool of 2 and
+passing 50k short rows through it costs 0.12 to 0.26 s (measured, docs/dedup.md), so each process brings at
+least twice what it costs. Cheap checks (a finish reason, an empty text: a few microseconds a row) start none
+below a few hundred thousand rows; the quality checks (about 1.5 ms a row) start one from about 900 rows on.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("builders")
 
 PROBE_ROWS = 256
-MIN_POOL_SECONDS = 1.0  # about 5x the measured cost of a 2-process pool, so the pool never loses much
+SECONDS_PER_PROCESS = 0.5  # of one-core work, for each process of a pool
 VALUE = "_value"
 
 
@@ -60,6 +61,7 @@ def map_rows(
     """
     from datasets import Features, Value
 
+    ds = ds.with_format(None)  # batches as lists, whatever format the caller set
     n = len(ds)
     probe = min(n, PROBE_ROWS)
     began = time.perf_counter()
@@ -67,12 +69,11 @@ def map_rows(
     per_row = (time.perf_counter() - began) / max(probe, 1)
     if probe == n:
         return values
-    workers = resolve_num_proc(num_proc)
-    if workers > 1 and per_row * (n - probe) < MIN_POOL_SECONDS:
-        workers = 1
+    workers = min(resolve_num_proc(num_proc), int(per_row * (n - probe) / SECONDS_PER_PROCESS))
     if workers > 1 and not _pickles(function, desc):
         workers = 1
     rest = ds.select(range(probe, n))
+    workers = max(1, workers)
     if workers > 1:
         logger.info("%s: %d rows on %d processes", desc, n - probe, workers)
     out = rest.map(

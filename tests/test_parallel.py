@@ -54,8 +54,8 @@ def texts() -> list[str]:
 
 @pytest.fixture
 def pool_always(monkeypatch):
-    """A pool even for the small inputs of a test (the real rule starts one when the work takes >= 1 s)."""
-    monkeypatch.setattr(parallel, "MIN_POOL_SECONDS", 0.0)
+    """A pool even for the small inputs of a test (the real rule: one process per 0.5 s of one-core work)."""
+    monkeypatch.setattr(parallel, "SECONDS_PER_PROCESS", 1e-9)
 
 
 def quality(**overrides):
@@ -87,10 +87,10 @@ def test_a_selection_keeps_its_order_on_several_processes(texts, pool_always):
 
 
 def test_cheap_checks_start_no_pool(texts, caplog):
-    rows = Dataset.from_dict({"text": texts * 20, "finish_reason": ["stop", "length"] * (len(texts) * 10)})
+    rows = Dataset.from_dict({"text": texts * 10, "finish_reason": ["stop", "length"] * (len(texts) * 5)})
     with caplog.at_level(logging.INFO, logger="builders"):
         kept, _, counts = apply_checks(rows, generation_checks("text", drop_truncated=True), "gen", num_proc=2)
-    assert "processes" not in caplog.text  # 24,000 rows of microsecond checks: a pool would cost more
+    assert "processes" not in caplog.text  # 12,000 rows of microsecond checks: a pool would cost more
     assert dict(counts) == {"truncated": len(rows) // 2} and len(kept) == len(rows) // 2
 
 
