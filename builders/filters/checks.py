@@ -12,6 +12,7 @@ import functools
 from collections import Counter
 from collections.abc import Callable
 
+import numpy as np
 from datasets import Dataset, Value
 
 from builders.parallel import map_rows
@@ -28,14 +29,20 @@ def apply_checks(
     The checks run on `num_proc` processes (None: every core this process may use) when the work pays for it
     (`builders.parallel.map_rows`); the rows, their order and the reasons are the same on any number.
     """
-    if len(ds) == 0:
-        return ds, ds.add_column(REASON, []), Counter()
     reasons = map_rows(ds, functools.partial(_reasons, checks=checks), num_proc=num_proc, desc=desc)
-    counts = Counter(r for r in reasons if r is not None)
-    marked = ds.add_column(REASON, reasons, feature=Value("string"))
-    kept = marked.filter(lambda r: [x is None for x in r], input_columns=[REASON], batched=True, desc=desc)
-    rejected = marked.filter(lambda r: [x is not None for x in r], input_columns=[REASON], batched=True, desc=desc)
-    return kept.remove_columns(REASON), rejected, counts
+    dropped = np.flatnonzero([r is not None for r in reasons])
+    kept = ds.select(np.flatnonzero([r is None for r in reasons])) if len(dropped) else ds
+    return kept, with_reasons(ds, dropped, [reasons[i] for i in dropped]), Counter(reasons[i] for i in dropped)
+
+
+def with_reasons(ds: Dataset, rows, reasons: list[str]) -> Dataset:
+    """The rows `rows` of `ds` with their drop reason in a `_drop_reason` column (none: an empty dataset that has
+    the columns, which `add_column` cannot make from an empty selection of a concatenated dataset)."""
+    if len(rows) == 0:
+        features = ds.features.copy()
+        features[REASON] = Value("string")
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return ds.select(rows).add_column(REASON, reasons, feature=Value("string"))
 
 
 def _reasons(batch: dict[str, list], checks: list[Check]) -> list[str | None]:
