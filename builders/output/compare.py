@@ -88,9 +88,11 @@ def compare(
         "column": column,
         "reference_column": reference_column,
         "lengths": load_metric("length_distribution").compute(predictions=mine, reference_texts=theirs),
+        # distinct-n falls as a set grows: both sides are measured on samples of the same size
         "distinct": {
-            "ours": load_metric("distinct_n").compute(data=mine),
-            "reference": load_metric("distinct_n").compute(data=theirs),
+            "ours": load_metric("distinct_n").compute(data=_sample(mine, len(theirs), seed)),
+            "reference": load_metric("distinct_n").compute(data=_sample(theirs, len(mine), seed)),
+            "rows_each": min(len(mine), len(theirs)),
         },
         "vocabulary": load_metric("vocabulary_overlap").compute(predictions=mine, reference_texts=theirs),
     }
