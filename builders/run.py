@@ -15,6 +15,8 @@ façade: the work is done in `generation/`, `filters/`, `dedup/stages.py` and `o
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import shutil
 from functools import cached_property
@@ -24,17 +26,18 @@ import datasets
 from datasets import Dataset
 
 from builders.config import RecipeConfig
-from builders.data import load_rows
+from builders.data import input_digests, load_rows, split_bad_text
 from builders.dedup.stages import DedupSettings, decontaminate_rows, dedup_rows, embedding_dedup_rows
 from builders.filters.checks import Check, apply_checks
 from builders.generation import distributed
 from builders.generation.checkpoint import CheckpointStore
-from builders.generation.engines import Engine, Sampling, build_engine
+from builders.generation.engines import Engine, Sampling, build_engine, check_context, check_engine_kwargs
 from builders.generation.models import load_tokenizer
 from builders.generation.stage import GenerationReport, generate_column
+from builders.output import lock
 from builders.output.card import RecipeInfo, build_card
 from builders.output.funnel import Funnel
-from builders.output.sink import claim_output_dir, guard_output_dir, recover
+from builders.output.sink import check_output_dir, claim_output_dir, guard_output_dir
 from builders.output.summary import print_summary, throughput
 from builders.output.writer import rejected_rows, text_figures, write_output
 
@@ -59,28 +62,38 @@ class Run:
             datasets.disable_progress_bars()  # the main process shows its own; N interleaved bars show nothing
         self._benchmarks = None  # loaded on the first `decontaminate`
         self._retries_before = 0
-        self.resuming = guard_output_dir(
-            self.output_dir, info.name, config.data_fingerprint(), config.fingerprint_hash(), config.overwrite
-        )
+        # Every check that needs no model comes first, reading only: an error leaves output_dir as it was.
+        check_output_dir(self.output_dir)
+        if distributed.is_main_process():
+            lock.probe(self.output_dir)  # another run works in the folder: refuse before any work
+        self.inputs = input_digests(config.data_fingerprint())  # the content of the inputs joins the run's identity
+        self.resuming = bool(guard_output_dir(self.output_dir, self._record(), config.overwrite))
         distributed.wait_for_everyone("output_dir checked")  # by every process, before the main one claims it
+        check_context(config)
+        check_engine_kwargs(config)
+        if config.hub_repo_id:
+            from builders.output.hub import check_repo_id
+
+            check_repo_id(config.hub_repo_id)
         if config.push_to_hub and distributed.is_main_process():
             from builders.output.hub import check_can_push
 
             check_can_push()  # fail now, not after hours of generation
-        if distributed.is_main_process() and recover(self.output_dir):
-            logger.info("finished moving the final files of the previous run into %s", self.output_dir)
-        self.store = CheckpointStore(self.output_dir / ".checkpoints" / config.fingerprint_hash())
+        self.store = CheckpointStore(self.output_dir / ".checkpoints" / self._identity())
 
     # -- input ---------------------------------------------------------------------------------------------
 
     def load(self, columns: list[str] = (), dataset: str | None = None, key_hint: str | None = None) -> Dataset:
-        """The recipe's input rows (`config.dataset` unless given), checked for `columns`."""
+        """The recipe's input rows (`config.dataset` unless given), checked for `columns`, which must hold text: a
+        row with a null there, or text that is not UTF-8, is a drop with its reason."""
         c = self.config
-        ds = load_rows(
-            dataset or c.dataset, c.dataset_split, c.dataset_config, c.num_samples, list(columns), key_hint=key_hint
-        )
-        self.funnel.record("input", len(ds), len(ds))
-        return ds
+        source = dataset or c.dataset
+        ds = load_rows(source, c.dataset_split, c.dataset_config, c.num_samples, list(columns), key_hint=key_hint)
+        kept, rejected, dropped = split_bad_text(ds, list(columns), f"dataset '{source}'")
+        self.funnel.record("input", len(ds), len(kept), dropped)
+        if rejected is not None:
+            self.keep_rejected(rejected, "input")
+        return kept
 
     def record(self, stage: str, rows_in: int, rows_out: int, dropped: dict | None = None, **details) -> None:
         self.funnel.record(stage, rows_in, rows_out, dropped, **details)
@@ -237,9 +250,9 @@ class Run:
             self.keep_rejected(result.removed, stage)
             return result.kept
 
+        self._claim()  # a global stage may write scratch files in output_dir (Spark, the multi-process hand-over)
         if distributed.num_processes() == 1:
             return run_and_record()
-        self._claim()
         shared = self.store.root / "global" / stage
         if distributed.is_main_process():
             rows = run_and_record()
@@ -300,6 +313,7 @@ class Run:
             config=self.config,
             funnel=self.funnel,
             card=card,
+            record=self._record(),
         )
         print_summary(self.funnel, ds, self.output_dir, self.info.text_column)
         if self.config.push_to_hub:
@@ -314,6 +328,7 @@ class Run:
                 config_name=c.hub_config_name,
             )
             print(f"pushed to {url}")
+        lock.release(self.output_dir)  # the folder is whole and published: another run may take it
         return self.output_dir
 
     def _text_figures(self, ds: Dataset, images: dict[str, bytes], generated: list[int] | None) -> dict:
@@ -337,13 +352,31 @@ class Run:
         return figures
 
     def _claim(self, everyone: bool = True) -> None:
-        """Record in output_dir that this run owns it; `everyone`: all processes call this, none writes before."""
+        """Take output_dir for this run, once every up-front check has passed (the first write of the run): its lock,
+        the guard again (another run may have finished there meanwhile), its run record. `everyone`: all processes
+        call this, and none writes before."""
         if self._claimed:
             return
         if distributed.is_main_process():
-            claim_output_dir(
-                self.output_dir, self.info.name, self.config.data_fingerprint(), self.config.fingerprint_hash()
-            )
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            lock.acquire(self.output_dir)
+            guard_output_dir(self.output_dir, self._record(), self.config.overwrite)
+            claim_output_dir(self.output_dir, self._record())
         if everyone:
             distributed.wait_for_everyone("output_dir claimed")
         self._claimed = True
+
+    def _record(self) -> dict:
+        """What identifies this run in run.json: recipe, the config keys that decide the rows, the input digests."""
+        c = self.config
+        return {
+            "recipe": self.info.name,
+            "fingerprint_hash": c.fingerprint_hash(),
+            "config": c.data_fingerprint(),
+            "inputs": self.inputs,
+        }
+
+    def _identity(self) -> str:
+        """The checkpoints' folder: config and input content, so edited inputs never meet old checkpoints."""
+        payload = json.dumps({"config": self.config.fingerprint_hash(), "inputs": self.inputs}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
