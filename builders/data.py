@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import logging
 import lzma
 import os
 from collections import Counter
@@ -110,6 +111,10 @@ def _suffix(path: Path) -> str:
 
 
 def _wrap(load, source: str, what: str, local: bool = False) -> Dataset:
+    # datasets logs a failed JSON file itself; the UserError below says it once, in one line, with the line number
+    json_log = logging.getLogger("datasets.packaged_modules.json.json")
+    level = json_log.level
+    json_log.setLevel(logging.CRITICAL)
     try:
         return load()
     except UserError:
@@ -139,6 +144,8 @@ def _wrap(load, source: str, what: str, local: bool = False) -> Dataset:
         raise UserError(
             f"{what} '{source}' could not be loaded ({type(err).__name__}: {_first_line(err)}); {hint}"
         ) from None
+    finally:
+        json_log.setLevel(level)
 
 
 def _first_line(err: Exception) -> str:
