@@ -106,3 +106,25 @@ def test_a_few_bad_input_rows_are_drops_with_their_reason(tmp_path):
         dropped["invalid_utf8_text"]["text"].startswith("caf\ufffd au lait")
         and dropped["invalid_utf8_text"]["_row"] == 5
     )
+
+
+@pytest.mark.vllm
+def test_a_prompt_longer_than_the_context_is_a_drop_and_all_of_them_an_error(tmp_path, capsys):
+    """vLLM refuses a prompt longer than max_model_len for the whole batch; the batch is split until the long
+    prompt stands alone: it is a `prompt_rejected` drop, the others are generated with their own seeds."""
+    rows = [{"text": f"Passage {i}: rivers carry water to the sea."} for i in range(6)]
+    rows[4]["text"] = "water " * 3000  # some 3,000 tokens, max_model_len is 2048
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = ("--config", GENERATE_SMOKE, "--dataset", source, "--steps", "[]", "--template", "{{ text }}")
+    run_recipe("generate", *args, "--output_dir", tmp_path / "o", "--dedup", "false", "--keep_rejected", "true")
+    stages = stages_of(tmp_path / "o")
+    assert stages["step1-generation"]["rows_out"] == 6
+    assert stages["filter-generation"]["dropped"] == {"prompt_rejected": 1}
+    _, rejected = read_output(tmp_path / "o", "rejected")
+    assert [json.loads(r["row"])["_row"] for r in rejected] == [4]
+
+    source.write_text(json.dumps(rows[4]) + "\n")  # nothing fits: an error, not an empty dataset
+    message = recipe_error(capsys, "generate", *args, "--output_dir", tmp_path / "all")
+    assert "stage 'step1-generation': every request of its first batch failed (1 of 1; the first: " in message
+    assert "This model's maximum context length is 2048 tokens" in message

@@ -54,8 +54,9 @@ def acquire(output_dir: Path) -> None:
     """Hold the folder's lock until `release` or the end of the process; a second call is a no-op."""
     output_dir = Path(output_dir)
     key = os.path.realpath(output_dir)
-    if key in _held:
+    if key in _held and _same_file(_held[key], output_dir / LOCK_NAME):
         return
+    release(output_dir)  # held on a lock file that was deleted with its folder: lock the one there now
     fd = os.open(output_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         _lock(fd, output_dir)
@@ -78,6 +79,13 @@ def release(output_dir: Path) -> None:
     fd = _held.pop(os.path.realpath(output_dir), None)
     if fd is not None:
         os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except OSError:
+        return False
 
 
 def _lock(fd: int, output_dir: Path) -> None:
