@@ -28,6 +28,7 @@ from datasets import Dataset
 from builders.config import RecipeConfig
 from builders.data import input_digests, load_rows, split_bad_text
 from builders.dedup.stages import DedupSettings, decontaminate_rows, dedup_rows, embedding_dedup_rows
+from builders.errors import UserError
 from builders.filters.checks import Check, apply_checks
 from builders.generation import distributed
 from builders.generation.checkpoint import CheckpointStore
@@ -37,7 +38,7 @@ from builders.generation.stage import GenerationReport, generate_column
 from builders.output import lock
 from builders.output.card import RecipeInfo, build_card
 from builders.output.funnel import Funnel
-from builders.output.sink import check_output_dir, claim_output_dir, guard_output_dir
+from builders.output.sink import check_output_dir, claim_output_dir, discard_claim, guard_output_dir
 from builders.output.summary import print_summary, throughput
 from builders.output.writer import rejected_rows, text_figures, write_output
 
@@ -55,7 +56,7 @@ class Run:
         self.funnel = Funnel(recipe=info.name, model=config.model)
         self.report = GenerationReport()
         self.rejected: list[Dataset] = []
-        self._claimed = False
+        self._claimed = self._made_folder = False
         if config.backend != "openai":  # this process's GPUs (or CPU cores) in a launch of several, before CUDA starts
             distributed.place_engine(config.tensor_parallel_size * config.pipeline_parallel_size)
         if not distributed.is_main_process():
@@ -172,20 +173,26 @@ class Run:
         if done:
             logger.info("%s: resuming, %d finished batches found in %s", stage, done, self.store.root)
         chat = self.config.use_chat_template if use_chat_template is None else use_chat_template
-        out = generate_column(
-            ds,
-            engine,
-            sampling or self.sampling(),
-            prompt_column=prompt_column,
-            output_column=output_column,
-            stage=stage,
-            store=self.store,
-            seed=self.config.seed,
-            batch_size=self.config.batch_size,
-            use_chat_template=chat,
-            system_prompt=system_prompt if system_prompt is not None else self.config.system_prompt,
-            report=self.report,
-        )
+        try:
+            out = generate_column(
+                ds,
+                engine,
+                sampling or self.sampling(),
+                prompt_column=prompt_column,
+                output_column=output_column,
+                stage=stage,
+                store=self.store,
+                seed=self.config.seed,
+                batch_size=self.config.batch_size,
+                use_chat_template=chat,
+                system_prompt=system_prompt if system_prompt is not None else self.config.system_prompt,
+                report=self.report,
+            )
+        except UserError:  # nothing could be generated: a folder this run made and wrote nothing in goes again
+            if self._made_folder and distributed.num_processes() == 1:
+                lock.release(self.output_dir)
+                discard_claim(self.output_dir)
+            raise
         self.funnel.prompt_tokens += sum(out["prompt_tokens"])
         self.funnel.completion_tokens += sum(out["completion_tokens"])
         if record:
@@ -358,6 +365,7 @@ class Run:
         if self._claimed:
             return
         if distributed.is_main_process():
+            self._made_folder = not self.output_dir.exists()
             self.output_dir.mkdir(parents=True, exist_ok=True)
             lock.acquire(self.output_dir)
             guard_output_dir(self.output_dir, self._record(), self.config.overwrite)

@@ -128,3 +128,4 @@ def test_a_prompt_longer_than_the_context_is_a_drop_and_all_of_them_an_error(tmp
     message = recipe_error(capsys, "generate", *args, "--output_dir", tmp_path / "all")
     assert "stage 'step1-generation': every request of its first batch failed (1 of 1; the first: " in message
     assert "This model's maximum context length is 2048 tokens" in message
+    assert not (tmp_path / "all").exists()

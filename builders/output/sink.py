@@ -139,6 +139,13 @@ def claim_output_dir(output_dir: Path, record: dict) -> None:
         write_atomically(output_dir / RUN_FILE, json.dumps({**record, "complete": False}, indent=2, default=str))
 
 
+def discard_claim(output_dir: Path) -> None:
+    """Remove a folder this run made, if it holds nothing but its claim (run.json, the lock file, empty folders):
+    a run that could generate nothing leaves no folder behind. The caller has released the lock."""
+    if not any(p.is_file() and p.name not in (RUN_FILE, LOCK_NAME) for p in output_dir.rglob("*")):
+        shutil.rmtree(output_dir, ignore_errors=True)
+
+
 def is_complete(output_dir: Path) -> bool:
     """True when the folder holds the final files of a run that finished (and no publish is half done)."""
     if (output_dir / STAGING / MANIFEST).exists() or not (output_dir / RUN_FILE).exists():
