@@ -54,18 +54,29 @@ def knob(
 def check_bounds(config: Any) -> None:
     """Every field's bounds (`knob(min=, max=, above=)`), checked in one place; a UserError names the key."""
     for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        bounds = _bounds(type(config), f.name)
-        low, high, above = bounds.get("min"), bounds.get("max"), bounds.get("above")
-        if (
-            (low is not None and value < low)
-            or (high is not None and value > high)
-            or (above is not None and value <= above)
-        ):
-            null = " or null" if _optional(type(config), f.name) else ""
-            raise UserError(f"config key '{f.name}' must be {_describe(low, high, above)}{null}, got {value!r}")
+        _check_bound(type(config), f.name, getattr(config, f.name), f.name)
+
+
+def check_value(config_class: type, name: str, value: Any, key: str) -> Any:
+    """`value` for the field `name` of `config_class` given elsewhere (e.g. a step's `temperature`), checked for
+    type and bounds as the field is; `key` is how the error names it."""
+    value = _check(value, typing.get_type_hints(config_class)[name], key)
+    _check_bound(config_class, name, value, key)
+    return value
+
+
+def _check_bound(config_class: type, name: str, value: Any, key: str) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    bounds = _bounds(config_class, name)
+    low, high, above = bounds.get("min"), bounds.get("max"), bounds.get("above")
+    if (
+        (low is not None and value < low)
+        or (high is not None and value > high)
+        or (above is not None and value <= above)
+    ):
+        null = " or null" if _optional(config_class, name) else ""
+        raise UserError(f"config key '{key}' must be {_describe(low, high, above)}{null}, got {value!r}")
 
 
 def _bounds(config_class: type, name: str) -> dict:

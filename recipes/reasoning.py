@@ -53,7 +53,9 @@ class ReasoningConfig(RecipeConfig):
     force_unclosed: bool = knob(
         False, "budget_forcing also closes a trace the model ended without closing (small models answer inside it)"
     )
-    answer_max_new_tokens: int = knob(1024, "most tokens of an answer generated after a closed trace (budget_forcing)")
+    answer_max_new_tokens: int = knob(
+        1024, "most tokens of an answer generated after a closed trace (budget_forcing)", min=1
+    )
     drop_truncated: bool = knob(True, "drop outputs that hit the token limit")
     check_language: bool = knob(True, "drop answers whose language differs from the question's (zh/en/...)")
     max_repeated_ngrams: float | None = knob(0.3, "drop traces whose share of repeated n-grams is above this (loops)")

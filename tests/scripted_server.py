@@ -28,7 +28,8 @@ def last_user_message(body: dict) -> str:
 
 class ScriptedServer:
     """Answers chat and raw completions with `reply(body)`; `script(body, attempt)` may return (status, headers)
-    to fail a request. `/models` lists `models`, each owned by `owned_by` when given (vLLM says "vllm")."""
+    to fail a request. `/models` lists `models`, each owned by `owned_by` when given (vLLM says "vllm"); with
+    `models=None` it answers 404, as servers without a model list do."""
 
     def __init__(self, script=None, models=("tiny-random",), api_key=None, delay=0.02, reply=None, owned_by=None):
         self.script = script or (lambda body, attempt: None)
@@ -70,6 +71,8 @@ class ScriptedServer:
             def do_GET(self):
                 if outer.api_key and self.headers.get("Authorization") != f"Bearer {outer.api_key}":
                     return self._send(401, {"error": {"message": "bad key"}})
+                if outer.models is None:
+                    return self._send(404, {"error": {"message": "no such route"}})
                 owner = {"owned_by": outer.owned_by} if outer.owned_by else {}
                 data = [{"id": m, "object": "model", **owner} for m in outer.models]
                 self._send(200, {"object": "list", "data": data})

@@ -220,6 +220,10 @@ def test_a_second_config_and_a_branch_keep_what_is_already_there(published, tmp_
         half = table.num_rows // 2
         pq.write_table(table.slice(0, half), two / "data" / "train-00000-of-00002.parquet")
         pq.write_table(table.slice(half), two / "data" / "train-00001-of-00002.parquet")
+        run = json.loads((two / "run.json").read_text())  # as a run that wrote two shards records them
+        files = {k: v for k, v in run["files"].items() if not k.startswith("data/")}
+        files.update({f"data/{p.name}": p.stat().st_size for p in (two / "data").glob("*.parquet")})
+        (two / "run.json").write_text(json.dumps({**run, "files": files}))
         load_recipe("push").main(["--output_dir", str(two), "--hub_repo_id", repo, "--hub_revision", "v2"])
         assert "data/train-00000-of-00001.parquet" in hub.files(repo)  # main is untouched
         on_branch = hub.files(repo, "v2")

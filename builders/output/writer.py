@@ -47,8 +47,10 @@ def write_output(
     config,
     funnel: Funnel,
     card,
+    record: dict,
 ) -> None:
-    """Stage every file of the run, then publish the staging folder into `output_dir` in one step."""
+    """Stage every file of the run, then publish the staging folder into `output_dir` in one step, marking the
+    run `record` (recipe, config, inputs) complete."""
     staging = staging_dir(output_dir)
     write_parquet_shards(ds, staging / "data")
     if rejected:
@@ -59,4 +61,4 @@ def write_output(
     save_config(config, staging / "config.yaml")
     funnel.write(staging / "stats.json")
     card.save(staging / "README.md")
-    publish(staging, output_dir)
+    publish(staging, output_dir, record)
