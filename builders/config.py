@@ -154,6 +154,13 @@ class SamplingArgs:
 
     seed: int = knob(42, "global seed; every random choice derives from (seed, row id)")
     batch_size: int = knob(1024, "rows handed to the engine per call; also the checkpoint granularity", min=1)
+    num_proc: int | None = knob(
+        None,
+        "processes (threads) for the CPU stages: checks, decontamination, dedup, sandbox, embeddings, card figures "
+        "(null: the cores this process may use; under accelerate launch its share); same rows on any number",
+        affects_data=False,
+        min=1,
+    )
     max_new_tokens: int = knob(1024, "most tokens generated per row", min=1)
     temperature: float = knob(0.7, "sampling temperature (0: greedy)", min=0)
     top_p: float = knob(0.95, "nucleus sampling", above=0, max=1)

@@ -41,6 +41,7 @@ from builders.output.funnel import Funnel
 from builders.output.sink import check_output_dir, claim_output_dir, discard_claim, guard_output_dir
 from builders.output.summary import print_summary, throughput
 from builders.output.writer import rejected_rows, text_figures, write_output
+from builders.parallel import resolve_num_proc
 
 logger = logging.getLogger("builders")
 
@@ -59,6 +60,7 @@ class Run:
         self._claimed = self._made_folder = False
         if config.backend != "openai":  # this process's GPUs (or CPU cores) in a launch of several, before CUDA starts
             distributed.place_engine(config.tensor_parallel_size * config.pipeline_parallel_size)
+        self.num_proc = resolve_num_proc(config.num_proc)  # every CPU stage's processes (threads); after placing
         if not distributed.is_main_process():
             datasets.disable_progress_bars()  # the main process shows its own; N interleaved bars show nothing
         self._benchmarks = None  # loaded on the first `decontaminate`
@@ -203,7 +205,7 @@ class Run:
 
     def filter(self, ds: Dataset, checks: list[Check], stage: str) -> Dataset:
         """Keep the rows that pass every check; count the others by reason."""
-        kept, rejected, counts = apply_checks(ds, checks, desc=f"Filtering ({stage})")
+        kept, rejected, counts = apply_checks(ds, checks, desc=f"Filtering ({stage})", num_proc=self.num_proc)
         self.funnel.record(stage, len(ds), len(kept), counts)
         self.keep_rejected(rejected, stage)
         return kept
@@ -217,7 +219,7 @@ class Run:
         """
         if not (self.config.dedup or force) or len(ds) == 0:
             return ds
-        settings = DedupSettings.from_config(self.config, **overrides)
+        settings = DedupSettings.from_config(self.config, num_proc=self.num_proc, **overrides)
         scratch = self.output_dir / ".checkpoints"  # on a cluster, output_dir is where every executor reads
         return self._global(stage, ds, lambda: dedup_rows(ds, column, settings, scratch))
 
@@ -236,7 +238,7 @@ class Run:
             if self._benchmarks is None:
                 self._benchmarks = load_benchmarks(c.decontaminate)
             return decontaminate_rows(
-                ds, column, self._benchmarks, c.decontamination_ngram, c.decontamination_threshold
+                ds, column, self._benchmarks, c.decontamination_ngram, c.decontamination_threshold, self.num_proc
             )
 
         return self._global(stage, ds, compute)
@@ -245,7 +247,7 @@ class Run:
         self, ds: Dataset, column: str, stage: str, threshold: float = 0.9, model: str = "all-minilm-l6-v2"
     ) -> Dataset:
         """Drop rows whose `column` embeds within cosine `threshold` of an earlier kept row (blocked, never n x n)."""
-        return self._global(stage, ds, lambda: embedding_dedup_rows(ds, column, threshold, model))
+        return self._global(stage, ds, lambda: embedding_dedup_rows(ds, column, threshold, model, self.num_proc))
 
     def _global(self, stage: str, ds: Dataset, compute) -> Dataset:
         """A global stage runs once on the whole dataset: in a launch of several processes, on the main process
@@ -372,7 +374,7 @@ class Run:
         else:  # a recipe that transforms a dataset (dedup) has no model: words then
             lengths, unit = text_lengths(ds[column], self.tokenizer if self.info.generated else None)
         c = self.config
-        histogram, figures = text_figures(ds, column, lengths, unit, c.seed, c.dedup_ngram, self.funnel)
+        histogram, figures = text_figures(ds, column, lengths, unit, c.seed, c.dedup_ngram, self.funnel, self.num_proc)
         images.update(histogram)
         return figures
 

@@ -54,7 +54,6 @@ class Case2CodeConfig(CodeSourceConfig):
     memory_mb: int = knob(1024, "address-space limit of the sandbox process, in MiB")
     max_output_chars: int = knob(200, "drop examples whose output repr is longer than this")
     min_examples: int = knob(3, "drop functions with fewer surviving input/output pairs", min=2)
-    sandbox_workers: int | None = knob(None, "sandbox processes at once (None: one per core)", affects_data=False)
     prompts_per_function: int = knob(1, "training prompts made from each function (other templates and pairs)")
     min_shown: int = knob(2, "fewest pairs shown in a training prompt (m)")
     max_shown: int = knob(10, "most pairs shown in a training prompt (m <= n, the pairs observed)")
@@ -199,7 +198,7 @@ def main(argv=None):
         max_output_chars=config.max_output_chars,
         min_examples=config.min_examples,
         memory_mb=config.memory_mb,
-        workers=config.sandbox_workers,
+        workers=run.num_proc,
     )
     run.record("execute", len(answers), len(observed), report.functions_dropped, **report.details())
 

@@ -141,8 +141,11 @@ def main(argv=None):
         model=config.embedding_model,
         batch_size=config.embedding_batch_size,
         min_cluster_size=config.min_cluster_size,
+        num_threads=run.num_proc,
     )
-    seeds, assign_s = assign_clusters(seeds, text, clusters, config.embedding_model, config.embedding_batch_size)
+    seeds, assign_s = assign_clusters(
+        seeds, text, clusters, config.embedding_model, config.embedding_batch_size, num_threads=run.num_proc
+    )
     sizes = np.bincount(seeds[CLUSTER_ID], minlength=clusters.num_clusters)
     run.record("cluster", len(seeds), len(seeds), **clusters.details, assign_s=round(assign_s, 2))
 

@@ -28,3 +28,17 @@ def test_truncated_rows_are_kept_unless_asked():
     kept, _, counts = apply_checks(rows(), generation_checks("text", min_tokens=0), "t")
     assert "cut off" in kept["text"]
     assert dict(counts) == {"empty": 1, "request_failed": 1}
+
+
+def test_no_rows_left_by_an_earlier_stage_are_no_error():
+    """An empty selection of a concatenated dataset (what a stage that dropped everything hands on)."""
+    from datasets import concatenate_datasets
+
+    empty = concatenate_datasets([rows(), rows()]).select([])
+    kept, rejected, counts = apply_checks(empty, generation_checks("text"), "t")
+    assert len(kept) == len(rejected) == 0 and not counts
+    assert rejected.column_names == [*rows().column_names, REASON]
+    everything = concatenate_datasets([rows(), rows()])
+    kept, rejected, _ = apply_checks(everything, [lambda row: (False, "no")], "t")
+    kept, again, _ = apply_checks(kept, generation_checks("text"), "t")  # the next stage gets no rows
+    assert len(kept) == 0 and len(rejected) == 12 and again.column_names == rejected.column_names

@@ -83,18 +83,20 @@ def embedding_dedup(
     batch_size: int | None = None,
     block_size: int = BLOCK_ROWS,
     return_removed: bool = False,
+    num_threads: int | None = None,
 ):
     """Drop rows of `ds` whose `column` embeds within cosine `threshold` of an earlier kept row.
 
     Returns `(kept, stats)`, or `(kept, stats, removed)` with `return_removed=True`; `removed` has a
     `duplicate_of` column (the index in `ds` of the kept row it repeats). `stats` holds `removed` and the seconds
-    spent embedding and deduplicating.
+    spent embedding and deduplicating. `num_threads`: torch's threads on the CPU (None: every core this process
+    may use).
     """
     if len(ds) == 0:
         stats = {"removed": 0, "embedding_seconds": 0.0, "dedup_seconds": 0.0}
         return (ds, stats, _removed_rows(ds, [], [])) if return_removed else (ds, stats)
     began = time.perf_counter()
-    vectors = embed([t or "" for t in ds[column]], model=model, batch_size=batch_size)
+    vectors = embed([t or "" for t in ds[column]], model=model, batch_size=batch_size, num_threads=num_threads)
     embedded = time.perf_counter()
     duplicate_of = near_duplicates(vectors, threshold, block_size=block_size)
     done = time.perf_counter()

@@ -12,6 +12,7 @@ from functools import cache
 import numpy as np
 
 from builders.errors import UserError
+from builders.parallel import torch_threads
 
 EMBEDDED_MINILM = "all-minilm-l6-v2"
 
@@ -51,17 +52,24 @@ GPU_BATCH_SIZE = 256
 
 
 def embed(
-    texts: list[str], model: str = EMBEDDED_MINILM, batch_size: int | None = None, progress: bool = False
+    texts: list[str],
+    model: str = EMBEDDED_MINILM,
+    batch_size: int | None = None,
+    progress: bool = False,
+    num_threads: int | None = None,
 ) -> np.ndarray:
-    """Unit-length float32 embeddings, one row per text (cosine similarity is then a dot product)."""
+    """Unit-length float32 embeddings, one row per text (cosine similarity is then a dot product).
+
+    On the CPU torch computes on `num_threads` threads (None: every core this process may use)."""
     embedder = load_embedder(model)
     if batch_size is None:
         batch_size = CPU_BATCH_SIZE if embedder.device.type == "cpu" else GPU_BATCH_SIZE
-    vectors = embedder.encode(
-        list(texts),
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=progress,
-    )
+    with torch_threads(num_threads):
+        vectors = embedder.encode(
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
     return np.asarray(vectors, dtype=np.float32)

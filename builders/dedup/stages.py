@@ -13,6 +13,7 @@ from typing import Any, Literal
 from datasets import Dataset, concatenate_datasets
 
 from builders.filters.checks import REASON
+from builders.parallel import resolve_num_proc
 
 
 @dataclass
@@ -35,6 +36,7 @@ class DedupSettings:
     exact: bool = True  # an exact pass (normalised text) before MinHash
     backend: Literal["memory", "spark"] = "memory"
     spark_master: str | None = None  # backend spark: the cluster (default local[*])
+    num_proc: int | None = None  # threads of the in-memory stage (None: every core this process may use)
 
     @classmethod
     def from_config(cls, config, **overrides) -> DedupSettings:
@@ -68,8 +70,13 @@ def dedup_rows(ds: Dataset, column: str, settings: DedupSettings, scratch: Path)
 
         exact, near = dedup_stages(ds, column, settings.exact, settings.spark_master, scratch, **minhash)
     else:  # rows too short for MinHash are skipped by exact dedup too
-        exact = exact_dedup(ds, column, min_length=settings.ngram, return_removed=True) if settings.exact else None
-        near = minhash_dedup(exact[0] if exact else ds, column, return_removed=True, **minhash)
+        threads = resolve_num_proc(settings.num_proc)
+        exact = (
+            exact_dedup(ds, column, min_length=settings.ngram, num_proc=threads, return_removed=True)
+            if settings.exact
+            else None
+        )
+        near = minhash_dedup(exact[0] if exact else ds, column, return_removed=True, num_proc=threads, **minhash)
     kept, near_stats, near_removed = near
     removed = [_with_reason(near_removed, "near_duplicate")]
     dropped = {"near_duplicate": near_stats["removed"]}
@@ -81,22 +88,31 @@ def dedup_rows(ds: Dataset, column: str, settings: DedupSettings, scratch: Path)
     return StageResult(kept, _concat(removed), {k: v for k, v in dropped.items() if v}, details)
 
 
-def decontaminate_rows(ds: Dataset, column: str, benchmarks, ngram: int, threshold: float) -> StageResult:
+def decontaminate_rows(
+    ds: Dataset, column: str, benchmarks, ngram: int, threshold: float, num_proc: int | None = None
+) -> StageResult:
     """Remove rows that overlap the benchmarks (see `builders.filters.decontaminate`), counted per benchmark."""
     from builders.filters.decontaminate import decontaminate
 
-    kept, removed, per_benchmark = decontaminate(ds, column, benchmarks, ngram=ngram, threshold=threshold)
+    kept, removed, per_benchmark = decontaminate(
+        ds, column, benchmarks, ngram=ngram, threshold=threshold, num_proc=num_proc
+    )
     details = {"ngram": ngram, "min_similarity": threshold}
     details.update({f"removed_by_{label}": n for label, n in per_benchmark.items()})
     dropped = {"contaminated": len(removed)} if len(removed) else {}
     return StageResult(kept, _with_reason(removed, "contaminated"), dropped, details)
 
 
-def embedding_dedup_rows(ds: Dataset, column: str, threshold: float, model: str) -> StageResult:
-    """Drop rows whose `column` embeds within cosine `threshold` of an earlier kept row."""
+def embedding_dedup_rows(
+    ds: Dataset, column: str, threshold: float, model: str, num_proc: int | None = None
+) -> StageResult:
+    """Drop rows whose `column` embeds within cosine `threshold` of an earlier kept row (torch on `num_proc`
+    threads)."""
     from builders.dedup.embedding import embedding_dedup
 
-    kept, stats, removed = embedding_dedup(ds, column, threshold=threshold, model=model, return_removed=True)
+    kept, stats, removed = embedding_dedup(
+        ds, column, threshold=threshold, model=model, return_removed=True, num_threads=num_proc
+    )
     count = stats.pop("removed")
     dropped = {"semantic_duplicate": count} if count else {}
     return StageResult(kept, _with_reason(removed, "semantic_duplicate"), dropped, stats)

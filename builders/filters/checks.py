@@ -8,10 +8,14 @@ kept rows and the dropped ones (with their reason) so a run can keep them for in
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 
-from datasets import Dataset
+import numpy as np
+from datasets import Dataset, Value
+
+from builders.parallel import map_rows
 
 Check = Callable[[dict], tuple[bool, str | None]]
 REASON = "_drop_reason"
@@ -20,19 +24,30 @@ REASON = "_drop_reason"
 def apply_checks(
     ds: Dataset, checks: list[Check], desc: str, num_proc: int | None = None
 ) -> tuple[Dataset, Dataset, Counter]:
-    """Return (kept, rejected, drops by reason). `rejected` has a `_drop_reason` column."""
-    if len(ds) == 0:
-        return ds, ds.add_column(REASON, []), Counter()
+    """Return (kept, rejected, drops by reason). `rejected` has a `_drop_reason` column.
 
-    def reasons(batch: dict[str, list]) -> dict[str, list]:
-        rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
-        return {REASON: [_first_failure(row, checks) for row in rows]}
+    The checks run on `num_proc` processes (None: every core this process may use) when the work pays for it
+    (`builders.parallel.map_rows`); the rows, their order and the reasons are the same on any number.
+    """
+    reasons = map_rows(ds, functools.partial(_reasons, checks=checks), num_proc=num_proc, desc=desc)
+    dropped = np.flatnonzero([r is not None for r in reasons])
+    kept = ds.select(np.flatnonzero([r is None for r in reasons])) if len(dropped) else ds
+    return kept, with_reasons(ds, dropped, [reasons[i] for i in dropped]), Counter(reasons[i] for i in dropped)
 
-    marked = ds.map(reasons, batched=True, desc=desc, num_proc=num_proc)
-    counts = Counter(r for r in marked[REASON] if r is not None)
-    kept = marked.filter(lambda r: [x is None for x in r], input_columns=[REASON], batched=True, desc=desc)
-    rejected = marked.filter(lambda r: [x is not None for x in r], input_columns=[REASON], batched=True, desc=desc)
-    return kept.remove_columns(REASON), rejected, counts
+
+def with_reasons(ds: Dataset, rows, reasons: list[str]) -> Dataset:
+    """The rows `rows` of `ds` with their drop reason in a `_drop_reason` column (none: an empty dataset that has
+    the columns, which `add_column` cannot make from an empty selection of a concatenated dataset)."""
+    if len(rows) == 0:
+        features = ds.features.copy()
+        features[REASON] = Value("string")
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return ds.select(rows).add_column(REASON, reasons, feature=Value("string"))
+
+
+def _reasons(batch: dict[str, list], checks: list[Check]) -> list[str | None]:
+    """The first failing check's reason for each row of a batch (None: kept)."""
+    return [_first_failure(dict(zip(batch, values)), checks) for values in zip(*batch.values())]
 
 
 def _first_failure(row: dict, checks: list[Check]) -> str | None:

@@ -20,6 +20,7 @@ A removed row is counted against the first benchmark (in the config's order) who
 from __future__ import annotations
 
 import difflib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from datasets import Dataset
 from builders.data import load_rows
 from builders.dedup.shingles import Units, reference_units, text_units
 from builders.errors import UserError
+from builders.parallel import map_rows
 
 MIN_WORDS = 8
 MAX_ALIGNMENTS = 8  # distinct alignments of a sample tried per candidate row
@@ -72,32 +74,47 @@ def decontaminate(
     threshold: float = 0.5,
     min_words: int = MIN_WORDS,
     batch_size: int = 2048,
+    num_proc: int | None = None,
 ) -> tuple[Dataset, Dataset, dict[str, int]]:
-    """Return (kept rows, removed rows with a `benchmark` column, rows removed per benchmark label)."""
-    index = _Index(benchmarks, ngram, min_words)
-    found: dict[int, int] = {}  # row -> benchmark
-    table = ds.select_columns([column]).with_format("arrow")
-    for start in range(0, len(ds), batch_size):
-        stop = min(start + batch_size, len(ds))
-        units = text_units(table[start:stop].column(column), "auto")
-        rows, samples = index.candidates(units)
-        if len(rows) == 0:
-            continue
-        texts = table[start:stop].column(column).to_pylist()
-        for row, sample_ids in _group(rows, samples):
-            words = reference_units(texts[row], bool(units.char_mode[row]))
-            hits = [s for s in sample_ids if index.similarity(s, words) >= threshold]
-            if hits:
-                found[start + row] = min(index.benchmark_of[s] for s in hits)
+    """Return (kept rows, removed rows with a `benchmark` column, rows removed per benchmark label).
 
+    Batches of rows are checked on `num_proc` processes (None: every core this process may use) when the work
+    pays for it (`builders.parallel.map_rows`); the removed rows are the same on any number.
+    """
+    index = _Index(benchmarks, ngram, min_words)
+    match = functools.partial(_first_benchmark, index=index, column=column, threshold=threshold)
+    found = np.asarray(
+        map_rows(
+            ds.select_columns([column]),
+            match,
+            num_proc=num_proc,
+            desc="Decontaminating",
+            dtype="int64",
+            batch_size=batch_size,
+        ),
+        dtype=np.int64,
+    )
     counts = {b.label: 0 for b in benchmarks}
-    for b in found.values():
+    for b in found[found >= 0]:
         counts[benchmarks[b].label] += 1
-    removed_idx = sorted(found)
-    keep = np.setdiff1d(np.arange(len(ds)), removed_idx)
-    kept = ds if len(keep) == len(ds) else ds.select(keep)
+    removed_idx = np.flatnonzero(found >= 0)
+    kept = ds if len(removed_idx) == 0 else ds.select(np.flatnonzero(found < 0))
     removed = ds.select(removed_idx).add_column("benchmark", [benchmarks[found[i]].label for i in removed_idx])
     return kept, removed, counts
+
+
+def _first_benchmark(batch: dict[str, list], index: _Index, column: str, threshold: float) -> list[int]:
+    """For each row of a batch, the first benchmark (in the config's order) with a sample it copies, or -1."""
+    texts = [t or "" for t in batch[column]]
+    found = [-1] * len(texts)
+    units = text_units(texts, "auto")
+    rows, samples = index.candidates(units)
+    for row, sample_ids in _group(rows, samples):
+        words = reference_units(texts[row], bool(units.char_mode[row]))
+        hits = [s for s in sample_ids if index.similarity(s, words) >= threshold]
+        if hits:
+            found[row] = int(min(index.benchmark_of[s] for s in hits))
+    return found
 
 
 class _Index:
@@ -172,6 +189,8 @@ class _Index:
 
 
 def _group(rows: np.ndarray, samples: np.ndarray):
+    if len(rows) == 0:
+        return
     starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
     for a, b in zip(starts, np.append(starts[1:], len(rows))):
         yield int(rows[a]), samples[a:b].tolist()

@@ -152,6 +152,17 @@ def gather(name: str, value) -> list:
 
 
 _placed = False
+_cores_placed = False  # place_engine narrowed this process's CPU affinity to its share of the node
+
+
+def process_cores() -> int:
+    """How many CPU cores this process may use: its affinity, and in a launch of several processes on a node its
+    equal share of them (on the CPU `place_engine` has already narrowed the affinity to that share)."""
+    cores = len(os.sched_getaffinity(0))
+    t = topology()
+    if t.local_world_size > 1 and not _cores_placed:
+        cores //= t.local_world_size
+    return max(1, cores)
 
 
 def place_engine(devices_per_process: int) -> None:
@@ -162,7 +173,7 @@ def place_engine(devices_per_process: int) -> None:
     process's affinity and torch's threads). A VLLM_CPU_OMP_THREADS_BIND the user set is kept. The first call
     places the process; later ones change nothing.
     """
-    global _placed
+    global _placed, _cores_placed
     t = topology()
     if t.world_size == 1 or _placed:
         return
@@ -180,6 +191,7 @@ def place_engine(devices_per_process: int) -> None:
         # The in-process engine (VLLM_ENABLE_V1_MULTIPROCESSING=0) computes on this thread with torch's threads,
         # which the launcher set to one per process (OMP_NUM_THREADS=1): give it this process's cores instead.
         os.sched_setaffinity(0, mine)
+        _cores_placed = True
         os.environ["OMP_NUM_THREADS"] = str(len(mine))
         torch.set_num_threads(len(mine))
         logger.info("process %d of %d: engine on CPU cores %s", t.rank, t.world_size, mine)

@@ -24,13 +24,16 @@ def rejected_rows(rejected: Dataset, stage: str) -> Dataset:
     return Dataset.from_list(rows)
 
 
-def text_figures(ds: Dataset, text_column: str, lengths, unit: str, seed: int, ngram: int, funnel: Funnel):
+def text_figures(
+    ds: Dataset, text_column: str, lengths, unit: str, seed: int, ngram: int, funnel: Funnel, num_proc=None
+):
     """The length histogram (PNG bytes) and the card's figures for the text column; the funnel gets the length
-    statistics and diversity. `lengths` are the rows' text lengths in `unit`. Returns (images, card figures)."""
+    statistics and diversity. `lengths` are the rows' text lengths in `unit`; `num_proc`: threads for the
+    diversity figures. Returns (images, card figures)."""
     from builders.output.diversity import diversity_figures
     from builders.output.figures import LENGTH_HISTOGRAM, length_histogram
 
-    diversity = diversity_figures(ds[text_column], seed=seed, ngram=ngram)
+    diversity = diversity_figures(ds[text_column], seed=seed, ngram=ngram, num_proc=num_proc)
     funnel.extra["text_length"] = {"column": text_column, "unit": unit, **length_stats(lengths)}
     funnel.extra["diversity"] = diversity
     images = {LENGTH_HISTOGRAM: length_histogram(lengths, unit, text_column)}

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from builders.parallel import resolve_num_proc
+
 CHILD = Path(__file__).with_name("sandbox_child.py")
 STARTUP_TIMEOUT_S = 60.0  # the interpreter's own start-up, before any untrusted code: generous on a loaded host
 
@@ -96,8 +98,9 @@ def run_function(
 
 
 def run_many(jobs: list[tuple[str, str, list]], workers: int | None = None, **limits) -> list[list[dict]]:
-    """`run_function` on many (source, func_name, inputs) jobs, `workers` children at a time (default: cores)."""
-    workers = workers or os.cpu_count() or 1
+    """`run_function` on many (source, func_name, inputs) jobs, `workers` children at a time (None: one per core this
+    process may use); the results come back in the order of `jobs`."""
+    workers = max(1, min(resolve_num_proc(workers), len(jobs)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda job: run_function(*job, **limits), jobs))
 

@@ -124,11 +124,13 @@ def cluster_sample(
     model: str,
     batch_size: int | None = None,
     min_cluster_size: int = 25,
+    num_threads: int | None = None,
 ) -> Clusters:
-    """Embed the sample's `texts` (one per position in `sample`), fit the clusters, place the sample rows."""
+    """Embed the sample's `texts` (one per position in `sample`; torch on `num_threads`), fit the clusters,
+    place the sample rows."""
     load_embedder(model)  # loaded before the clock starts: the timings are of the work
     began = time.perf_counter()
-    vectors = embed(clip(texts), model, batch_size=batch_size, progress=True)
+    vectors = embed(clip(texts), model, batch_size=batch_size, progress=True, num_threads=num_threads)
     embedded = time.perf_counter()
     centroids = fit_clusters(vectors, method, num_clusters, seed, min_cluster_size)
     labels, distances = nearest(vectors, centroids)
@@ -144,7 +146,12 @@ def cluster_sample(
 
 
 def assign_clusters(
-    ds: Dataset, text_column: str, clusters: Clusters, model: str, batch_size: int | None = None
+    ds: Dataset,
+    text_column: str,
+    clusters: Clusters,
+    model: str,
+    batch_size: int | None = None,
+    num_threads: int | None = None,
 ) -> tuple[Dataset, float]:
     """Add `cluster_id` and `_centroid_distance` to every row; returns the rows and the seconds it took.
 
@@ -162,7 +169,8 @@ def assign_clusters(
         rest = np.flatnonzero(~in_sample)
         if len(rest):
             texts = clip([batch[text_column][i] for i in rest])
-            labels[rest], distances[rest] = nearest(embed(texts, model, batch_size=batch_size), clusters.centroids)
+            vectors = embed(texts, model, batch_size=batch_size, num_threads=num_threads)
+            labels[rest], distances[rest] = nearest(vectors, clusters.centroids)
         return {CLUSTER_ID: labels.tolist(), DISTANCE: distances.tolist()}
 
     # the map's cache is keyed by what decides the result: the rows, the centroids, the sample and the model
