@@ -4,6 +4,7 @@
     python benchmarks/dedup.py --size 100000 --words 100         # scaling runs
     python benchmarks/dedup.py --size 1000000 --words 100 --tools builders
     python benchmarks/dedup.py --size 100000 --words 100 --tools builders,spark   # Spark (local[*]) vs in memory
+    python benchmarks/dedup.py --tools builders,text-dedup,text-dedup-engine      # the three ways text-dedup runs
 
 The corpus: base documents made of random lines of real text (Shakespeare, Alpaca instructions and answers,
 cut to at most 15 words),
@@ -25,9 +26,15 @@ before), or, for the text-dedup CLI, the largest RSS of its processes over their
   `--cores` cores, started before the timer (its start-up is printed apart); the time includes writing the
   column to Parquet for Spark. CPU time and peak RSS cover the whole process tree (the JVM and the Python
   workers), sampled every 0.2 s. Its kept rows must equal builders' exactly.
+- text-dedup-engine: `builders.dedup.textdedup.text_dedup` (`dedup_engine: text-dedup`: text-dedup's own
+  commands in a child process; exact pass off, `hash_func="xxh3"` as for the CLI run); the time includes
+  saving the column for the child and the child's start-up. Its kept rows must equal the CLI's exactly.
 
 Metrics: precision = share of removed documents that have a true duplicate (Jaccard >= threshold) in the
 corpus; recall = share of planted pairs with Jaccard >= threshold + 0.1 of which at most one document survives.
+Agreement, for every two tools: documents removed by both, by the first only, by the second only; and, since
+text-dedup keeps an arbitrary member of a cluster (so "which row" differs where "how many" agrees), the planted
+groups from which both removed the same number of documents, or the first or the second more.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 NON_ALPHA = re.compile(r"\W+")
-TOOLS = ("builders", "text-dedup", "datasketch", "spark")
+TOOLS = ("builders", "text-dedup", "datasketch", "spark", "text-dedup-engine")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -365,7 +372,51 @@ def run_spark(corpus: Path, args) -> dict:
     }
 
 
-RUNNERS = {"builders": run_builders, "text-dedup": run_text_dedup, "datasketch": run_datasketch, "spark": run_spark}
+def run_text_dedup_engine(corpus: Path, args) -> dict:
+    from datasets import Dataset
+
+    from builders.dedup.textdedup import KEPT, text_dedup
+
+    ds = Dataset.from_file(str(corpus))
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    decisions = text_dedup(
+        ds, "text", args.threshold, args.ngram, args.num_perm, 42, exact=False, hash_func="xxh3", num_proc=args.cores
+    )
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    kept = np.asarray(ds["id"])[decisions.fate == KEPT].tolist()
+    peak = max(_peak_rss_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    return {"seconds": seconds, "cpu_s": cpu, "kept": kept, "peak_rss_mb": peak, "stats": decisions.stats}
+
+
+RUNNERS = {
+    "builders": run_builders,
+    "text-dedup": run_text_dedup,
+    "datasketch": run_datasketch,
+    "spark": run_spark,
+    "text-dedup-engine": run_text_dedup_engine,
+}
+
+
+def print_agreement(kept: dict[str, list], groups: np.ndarray) -> None:
+    """For every two tools: the documents both removed and those only one removed; and, as text-dedup keeps an
+    arbitrary member of a cluster, the planted groups from which both removed as many documents."""
+    removed, per_group = {}, {}
+    for tool, ids in kept.items():
+        removed[tool] = np.ones(len(groups), dtype=bool)
+        removed[tool][np.asarray(ids, dtype=np.int64)] = False
+        per_group[tool] = np.bincount(groups[removed[tool]], minlength=groups.max() + 1)
+    tools = list(removed)
+    print()
+    print("| tools A / B | removed by both | by A only | by B only | groups: same count removed | A more | B more |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for i, a in enumerate(tools):
+        for b in tools[i + 1 :]:
+            both = int((removed[a] & removed[b]).sum())
+            only_a, only_b = int((removed[a] & ~removed[b]).sum()), int((removed[b] & ~removed[a]).sum())
+            ga, gb = per_group[a], per_group[b]
+            touched = (ga > 0) | (gb > 0)
+            same, more_a, more_b = ((ga == gb) & touched).sum(), (ga > gb).sum(), (gb > ga).sum()
+            print(f"| {a} / {b} | {both} | {only_a} | {only_b} | {same} | {more_a} | {more_b} |")
 
 
 def _rss_mb() -> float:
@@ -475,6 +526,13 @@ def main() -> None:
         if "builders" in results:
             same = sorted(kept["spark"]) == sorted(kept["builders"])
             print(f"spark kept exactly the rows builders kept: {same}")
+    if "text-dedup-engine" in results:
+        print(f"text-dedup-engine stats: {results['text-dedup-engine']['stats']}")
+        if "text-dedup" in results:
+            same = sorted(kept["text-dedup-engine"]) == sorted(kept["text-dedup"])
+            print(f"text-dedup-engine kept exactly the rows the text-dedup CLI kept: {same}")
+    if len(kept) > 1:
+        print_agreement(kept, corpus.groups)
     expected = ideal_removals(corpus, thr)
     print(f"a perfect dedup removes {expected} documents (all but one of each group joined by Jaccard >= threshold)")
     if "text-dedup" in results:
