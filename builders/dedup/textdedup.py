@@ -9,7 +9,8 @@ and only the decisions come back: for every row, kept or why not, and the row it
 
 Where text-dedup differs from the `memory` and `spark` engines (docs/dedup.md; the card of a run says so too):
 - it keeps an arbitrary member of each cluster (the root of its union-find), not the first row;
-- it drops rows with fewer than `min_length` (5) words; the other engines keep rows too short to compare;
+- it drops rows with fewer than `min_length` (5) tokens (its split on each non-word character, so punctuation
+  adds tokens); the other engines keep rows too short to compare;
 - its exact pass compares the raw text (the others compare case-, space- and punctuation-folded text), and
   its MinHash uses words only (no character n-grams for Chinese or Japanese) and no verification of pairs;
 - its band/row choice weighs false positives and negatives equally (`optimal_param(t, p, 0.5, 0.5)`).
@@ -38,10 +39,10 @@ logger = logging.getLogger("builders")
 
 KEPT, EXACT, NEAR, SHORT = 0, 1, 2, 3
 REASONS = {EXACT: "exact_duplicate", NEAR: "near_duplicate", SHORT: "too_short"}
-MIN_LENGTH = 5  # text-dedup's default `--min_length`: rows with fewer words are dropped
+MIN_LENGTH = 5  # text-dedup's default `--min_length`: rows with fewer tokens are dropped
 NOTE = (
     "text-dedup decided: it keeps an arbitrary member of each cluster (not the first row), drops rows of fewer "
-    f"than {MIN_LENGTH} words (too_short), compares raw text in its exact pass and word n-grams only"
+    f"than {MIN_LENGTH} tokens (too_short), compares raw text in its exact pass and word n-grams only"
 )
 
 
