@@ -94,8 +94,8 @@ def text_dedup(
         }
         (work / "spec.json").write_text(json.dumps(spec))
         _run_child(work)
-        result = np.load(work / "result.npz")
-        near_rows, roots, kept = result["rows"], result["roots"], result["kept"]
+        with np.load(work / "result.npz") as result:
+            near_rows, roots, kept = result["rows"], result["roots"], result["kept"]
 
     fate = np.full(n, EXACT, dtype=np.int8)  # rows that did not reach MinHash: removed by the exact pass
     duplicate_of = np.full(n, -1, dtype=np.int64)
