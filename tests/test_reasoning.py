@@ -8,7 +8,7 @@ import pytest
 
 from builders.filters.checks import apply_checks
 from builders.filters.repetition import repeated_ngram_fraction, text_units
-from builders.methods.reasoning.answer_check import answer_is_right
+from builders.methods.reasoning.answer_check import answer_is_right, math_text
 from builders.methods.reasoning.math_answers import (
     answers_match,
     extract_final_answer,
@@ -211,7 +211,7 @@ def math_verify_alone(answer, reference) -> bool:
     """math-verify as open-r1 calls it, the reference read as LaTeX math when it is a bare formula."""
     from math_verify import parse, verify
 
-    return verify(parse(reference) or parse(f"${reference}$"), parse(answer))
+    return verify(parse(math_text(reference)), parse(answer))
 
 
 @pytest.mark.parametrize(
@@ -228,6 +228,15 @@ def math_verify_alone(answer, reference) -> bool:
 def test_where_math_verify_misses_our_code_decides(answer, reference, expected):
     assert math_verify_alone(answer, reference) is not expected
     assert answer_is_right(answer, reference) is expected
+
+
+def test_a_bare_latex_reference_is_read_as_math():
+    from math_verify import parse
+
+    assert parse("16\\pi") == [16, "16"] and parse("\\sqrt{12}") == []  # unwrapped: 16, and nothing
+    assert answer_is_right("The circumference is 50.26548245743669 cm.", "16\\pi")  # text-davinci-003's answer
+    assert answer_is_right("The side is \\boxed{2\\sqrt{3}} cm.", "\\sqrt{12}")
+    assert not answer_is_right("The circumference is 16 cm.", "16\\pi")
 
 
 def test_a_reference_that_is_not_a_math_answer_is_not_checked():

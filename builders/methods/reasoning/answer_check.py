@@ -47,9 +47,15 @@ def answer_is_right(answer: str, reference, tolerance: float = 1e-6) -> bool | N
     return bool(verify(gold, target, float_rounding=decimals, timeout_seconds=timeout))
 
 
+def math_text(text: str) -> str:
+    """What math-verify should read: a bare LaTeX formula (`16\\pi`, `\\sqrt{12}`: a command, but no `$` or
+    `\\boxed`) wrapped in `$...$`; math-verify reads `16\\pi` alone as 16 and `\\sqrt{12}` as nothing."""
+    bare_latex = "\\" in text and "$" not in text and "\\boxed" not in text and "\\(" not in text
+    return f"${text}$" if bare_latex else text
+
+
 def _parse(parse, text: str, timeout: int | None) -> list:
-    """math-verify's parse of a short span; a bare formula (`\\sqrt{12}`, no `$` or `\\boxed`) is read as LaTeX."""
-    return parse(text, parsing_timeout=timeout) or parse(f"${text}$", parsing_timeout=timeout)
+    return parse(math_text(text), parsing_timeout=timeout)
 
 
 @cache
