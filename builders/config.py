@@ -176,6 +176,9 @@ class DedupArgs:
     dedup_threshold: float = knob(0.7, "Jaccard similarity above which rows are near duplicates", above=0, max=1)
     dedup_ngram: int = knob(5, "n-gram size for MinHash (words; characters for text without spaces)", min=1)
     dedup_num_perm: int = knob(128, "MinHash permutations", min=2)
+    dedup_engine: Literal["memory", "spark", "text-dedup"] = knob(
+        "memory", "memory (this process), spark (same rows), or text-dedup (its own code decides; docs/dedup.md)"
+    )
     decontaminate: list = knob([], "benchmarks to remove overlaps with: [{path, columns, split?, name?}]")
     decontamination_ngram: int = knob(12, "n-gram size for decontamination candidates", min=1)
     decontamination_threshold: float = knob(
