@@ -16,7 +16,7 @@ import pandas as pd
 from builders.output.sink import RUN_FILE
 from builders.view import render
 from builders.view.progress import latest_rows, output_column, read_progress
-from builders.view.reading import RunFolder, align, categories, page_of, search
+from builders.view.reading import RunFolder, align, categories, haystack, page_of, search
 
 PAGE_SIZE = 15
 MAX_FILTERS = 6
@@ -104,9 +104,11 @@ def row_browser(df: pd.DataFrame, name: str, prompt: str | None, output: str | N
 
 
 def _browser(df, name: str, filters, shown: list[str], panes: list[str], details: Callable, chars=None) -> None:
+    texts = haystack(df)
+
     def show(text, number, *values):
         picked = {column: (v if v != "(all)" else None) for (column, _), v in zip(filters, values)}
-        hits = search(df, text, picked)
+        hits = search(df, text, picked, texts)
         rows, number, pages = page_of(hits, number, PAGE_SIZE)
         summary = f"**{len(hits)}** of {len(df)} rows match · page {number} of {pages}"
         return render.preview(rows, shown, chars), summary, number

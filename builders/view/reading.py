@@ -8,6 +8,7 @@ Hub id is downloaded into the Hub cache (`snapshot_download`), never into a fold
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -163,18 +164,25 @@ def categories(df: pd.DataFrame, skip: tuple = (), keep: tuple = ()) -> dict[str
     return out
 
 
-def search(df: pd.DataFrame, query: str, filters: dict[str, str | None]) -> pd.DataFrame:
-    """The rows whose text contains `query` in any column (case-insensitive) and whose columns equal `filters`."""
+def haystack(df: pd.DataFrame) -> pd.Series:
+    """Every row's columns as one lower-cased text: what `search` looks in, built once per table."""
+    if df.empty:
+        return pd.Series("", index=df.index)
+    texts = [df[name].map(as_text).str.lower() for name in df.columns]
+    return functools.reduce(lambda joined, column: joined + "\x00" + column, texts)
+
+
+def search(df: pd.DataFrame, query: str, filters: dict[str, str | None], texts: pd.Series | None = None):
+    """The rows whose text contains `query` in any column (case-insensitive) and whose columns equal `filters`;
+    `texts` is `haystack(df)` when the caller keeps it between searches."""
     keep = pd.Series(True, index=df.index)
     for name, value in filters.items():
         if value:
             keep &= df[name].astype(str) == value
     query = (query or "").strip().lower()
     if query:
-        found = pd.Series(False, index=df.index)
-        for name in df.columns:
-            found |= df[name].map(as_text).str.lower().str.contains(query, regex=False)
-        keep &= found
+        texts = haystack(df) if texts is None else texts
+        keep &= texts.str.contains(query, regex=False)
     return df[keep]
 
 

@@ -105,12 +105,14 @@ def header_md(run: RunFolder) -> str:
 
 def progress_html(progress: Progress) -> str:
     """The headline (batches, rows so far, throughput, drops so far) and one line per generation stage."""
-    state = "finished" if progress.complete else "running, or stopped"
+    state = "finished" if progress.complete else "in progress (or stopped)"
     when = time.strftime("%H:%M:%S", time.localtime(progress.read_at))
+    latest = max((s.latest for s in progress.stages), default=0)
+    ago = f" · the latest batch finished {progress.read_at - latest:.0f} s ago" if latest else ""
     lines = [
-        f"<div style='font-size:1.3em'><b id='live-rows'>{progress.rows}</b> rows generated so far in "
+        f"<div style='font-size:1.3em'><b id='live-rows'>{progress.rows}</b> rows generated so far, in "
         f"<b id='live-batches'>{progress.batches}</b> finished batches</div>"
-        f"<div style='{MUTED}'>run {state} · read at {when}, refreshed every few seconds</div>"
+        f"<div style='{MUTED}'>run {state} · read at {when}{ago}</div>"
     ]
     if not progress.stages:
         lines.append(f"<p style='{MUTED}'>no finished batch yet</p>")
