@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -53,12 +54,14 @@ def viewer(*targets, port: int, repo: Path, timeout: float = 120):
     answers, and stops it on exit."""
     env = {**os.environ, "PYTHONPATH": str(repo)}
     command = [sys.executable, "-m", "builders.view", *map(str, targets), "--port", str(port)]
-    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would stall the server
+    process = subprocess.Popen(command, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + timeout
         while not _answers(port):
             if process.poll() is not None:
-                pytest.fail(f"the viewer exited with {process.returncode}: {process.stdout.read()[-2000:]}")
+                log.seek(0)
+                pytest.fail(f"the viewer exited with {process.returncode}: {log.read()[-2000:]}")
             if time.time() > deadline:
                 pytest.fail(f"the viewer did not answer on port {port} within {timeout:.0f}s")
             time.sleep(0.5)
@@ -70,6 +73,7 @@ def viewer(*targets, port: int, repo: Path, timeout: float = 120):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()
 
 
 def _answers(port: int) -> bool:
@@ -114,11 +118,3 @@ def table_rows(driver, css: str) -> list[list[str]]:
     for cell in driver.find_elements(By.CSS_SELECTOR, f"{css} [role=gridcell]"):
         rows.setdefault(int(cell.get_attribute("data-row")), []).append(cell.text)
     return [rows[i] for i in sorted(rows)]
-
-
-def screenshot(driver, name: str) -> None:
-    """Save the page as docs/images/viewer_<name>.png when BUILDERS_SCREENSHOTS names that folder."""
-    folder = os.environ.get("BUILDERS_SCREENSHOTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(Path(folder) / f"viewer_{name}.png"))

@@ -84,6 +84,8 @@ def figures_table(run: RunFolder) -> pd.DataFrame:
         if k not in ("column", "unit")
     ]
     rows += [(f"diversity: {k}", v) for k, v in stats.get("diversity", {}).items()]
+    for stage in stats.get("stages", []):
+        rows += [(f"{stage['name']}: {k.replace('_', ' ')}", v) for k, v in stage.get("details", {}).items()]
     generation = stats.get("generation", {})
     rows += [(f"generation: {k.replace('_', ' ')}", v) for k, v in generation.items() if not isinstance(v, list)]
     if "elapsed_s" in stats:
