@@ -34,6 +34,7 @@ from builders.generation.models import load_tokenizer
 from builders.generation.stage import GenerationReport, generate_column
 from builders.output.card import RecipeInfo, build_card
 from builders.output.funnel import Funnel
+from builders.output.schema import public_schema
 from builders.output.sink import claim_output_dir, guard_output_dir, recover
 from builders.output.summary import print_summary, throughput
 from builders.output.writer import rejected_rows, text_figures, write_output
@@ -273,6 +274,7 @@ class Run:
             return None
         self._claim(everyone=False)
         generated = ds["completion_tokens"] if "completion_tokens" in ds.column_names else None
+        full = ds
         ds = ds.remove_columns([c for c in ds.column_names if c.startswith("_")])
         if columns:
             ds = ds.select_columns([c for c in columns if c in ds.column_names])
@@ -282,9 +284,12 @@ class Run:
         self.funnel.extra["generation"] = throughput(reports, retried)
         images = dict(images or {})
         figures = self._text_figures(ds, images, generated)
+        info, extra = self.info, None
+        if self.config.output_schema:  # the public dataset's columns, order and types (reproduce configs)
+            ds, extra, info = public_schema(full, ds.column_names, self.info, self.config)
         card = build_card(
             ds,
-            self.info,
+            info,
             self.config,
             self.funnel,
             seed_data=seed_data,
@@ -296,12 +301,13 @@ class Run:
             self.output_dir,
             ds,
             rejected=self.rejected,
+            extra=extra,
             images=images,
             config=self.config,
             funnel=self.funnel,
             card=card,
         )
-        print_summary(self.funnel, ds, self.output_dir, self.info.text_column)
+        print_summary(self.funnel, ds, self.output_dir, info.text_column)
         if self.config.push_to_hub:
             from builders.output.hub import push_output_dir
 

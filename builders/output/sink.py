@@ -34,7 +34,7 @@ from builders.files import write_atomically
 
 RUN_FILE = "run.json"
 STAGING, TRASH, MANIFEST = ".staging", ".trash", "MANIFEST"
-FINAL_NAMES = ("data", "rejected", "images", "README.md", "config.yaml", "stats.json")
+FINAL_NAMES = ("data", "extra", "rejected", "images", "README.md", "config.yaml", "stats.json")
 SHARD_BYTES = 500 * 1024**2  # parquet shards of ~500 MB, as the Hub's own conversion does
 
 
