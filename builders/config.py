@@ -112,6 +112,9 @@ class EngineArgs:
     )
     use_chat_template: bool = knob(True, "true: chat with the model's template; false: raw completion (base models)")
     system_prompt: str | None = knob(None, "system message prepended in chat mode")
+    prompts_folder: str | None = knob(
+        None, "your own prompt templates, laid out as builders/prompts (<recipe>/<name>.jinja); they replace ours"
+    )
     chat_template_kwargs: dict = knob(
         {}, "extra variables for the model's chat template, e.g. {enable_thinking: true} for Qwen3"
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 import datasets
 from datasets import Dataset
 
+from builders import prompts
 from builders.config import RecipeConfig
 from builders.data import load_rows
 from builders.dedup.stages import DedupSettings, decontaminate_rows, dedup_rows, embedding_dedup_rows
@@ -49,6 +50,7 @@ class Run:
         datasets.disable_caching()
         self.config = config
         self.info = info
+        prompts.use_folder(config.prompts_folder)  # the user's templates replace ours for this run
         self.output_dir = Path(config.output_dir)
         self.funnel = Funnel(recipe=info.name, model=config.model)
         self.report = GenerationReport()
