@@ -223,7 +223,7 @@ def test_magicoder_from_its_own_seeds(tmp_path):
 
 
 def test_magpie_conversations_in_sharegpt_layout(tmp_path):
-    out = run_reproduce("magpie/reproduce_magpie", tmp_path)
+    out = run_reproduce("magpie/reproduce_magpie", tmp_path, temperature=1.0)  # greedy, the tiny model ends at once
     for row in rows(out):
         assert row["conversations"] == [
             {"from": "human", "value": row["instruction"]},
@@ -235,6 +235,13 @@ def test_wizardlm_from_alpaca_seeds(tmp_path):
     out = run_reproduce("evol_instruct/reproduce_wizardlm", tmp_path, dataset=str(shipped_data("alpaca_5000.json")))
     seeds = {r["instruction"] for r in json.loads(shipped_data("alpaca_5000.json").read_text())[:8]}
     assert not {r["instruction"] for r in rows(out)} & seeds  # every row is an evolved instruction
+
+
+def test_an_empty_output_still_has_the_public_columns(tmp_path):
+    out = tmp_path / "out"
+    config = reproduce_config("magpie/reproduce_magpie", tmp_path, min_query_words=1000)  # every query dropped
+    run_recipe("magpie", "--config", config)
+    assert public_columns(out) == PUBLIC["magpie/reproduce_magpie"] and rows(out) == []
 
 
 def test_every_reproduce_config_is_tested():

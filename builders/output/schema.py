@@ -86,7 +86,9 @@ def apply_schema(full: Dataset, ours: list[str], schema: list[SchemaColumn], ext
     cast to its types, and the extra columns (`ours` not named by the schema) as `extra` asks: kept after the
     public ones, or returned as a row-aligned second dataset (`split`); dropped otherwise."""
     missing = sorted({c.source for c in schema if c.source is not None and c.source not in full.column_names})
-    if missing:
+    if missing and len(full) == 0:  # every row was dropped before the stage that adds the column: empty columns
+        full = Dataset.from_dict({**{c: [] for c in missing}, **full.to_dict()})
+    elif missing:
         shown = ", ".join(c for c in full.column_names if not c.startswith("_")) + ", _row"
         raise UserError(
             f"output_schema takes column(s) {', '.join(missing)}, which this run does not have; its columns are "
@@ -127,6 +129,8 @@ def public_schema(full: Dataset, ours: list[str], info, config) -> tuple[Dataset
 def _typed(values: dict, features: Features) -> Dataset:
     """Built with the types the values have, then cast: a rendered "12" becomes the int64 12."""
     try:
+        if not any(len(v) for v in values.values()):  # no rows: the types as they are (a cast of none is skipped)
+            return Dataset.from_dict({k: [] for k in values}, features=features)
         return Dataset.from_dict(values).cast(features)
     except (ValueError, TypeError) as err:  # pyarrow's conversion errors subclass ValueError
         raise UserError(

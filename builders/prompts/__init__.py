@@ -7,6 +7,7 @@ replaces ours, so a paper's own wording runs with our variables filling it (docs
 
 from __future__ import annotations
 
+import difflib
 from functools import cache
 from pathlib import Path
 
@@ -47,10 +48,10 @@ def use_folder(folder: str | None) -> None:
     for path in sorted(root.rglob("*.jinja")):
         name = path.relative_to(root).as_posix()
         if name not in ours and not path.name.startswith("_"):
-            near = sorted(n for n in ours if n.split("/")[0] == name.split("/")[0]) or sorted(ours)[:3]
+            near = difflib.get_close_matches(name, [n for n in ours if "/_" not in n], n=3, cutoff=0)
             raise UserError(
                 f"prompts_folder '{folder}' holds {name}, which replaces none of our templates; "
-                f"name it after one of them, e.g. {', '.join(near[:4])}"
+                f"name it after one of them, e.g. {', '.join(near)}"
             )
     _user_folder = str(root)
 
