@@ -57,7 +57,10 @@ def use_folder(folder: str | None) -> None:
 
 
 def render(name: str, folder: str | None = None, **variables) -> str:
-    folder = folder or _user_folder
+    """`name` from `folder` (a caller's own), else from the run's prompts_folder, else ours."""
+    if folder is not None:
+        return environment(folder).get_template(name).render(**variables).strip()
+    folder = _user_folder
     try:
         return environment(folder).get_template(name).render(**variables).strip()
     except jinja2.UndefinedError as err:
