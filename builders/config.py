@@ -123,6 +123,9 @@ class EngineArgs:
     )
     use_chat_template: bool = knob(True, "true: chat with the model's template; false: raw completion (base models)")
     system_prompt: str | None = knob(None, "system message prepended in chat mode")
+    prompts_folder: str | None = knob(
+        None, "your own prompt templates, laid out as builders/prompts (<recipe>/<name>.jinja); they replace ours"
+    )
     chat_template_kwargs: dict = knob(
         {}, "extra variables for the model's chat template, e.g. {enable_thinking: true} for Qwen3"
     )
@@ -238,6 +241,15 @@ class OutputArgs:
         "URL of the code that made the data, linked from the card (e.g. your fork); null: package and version",
         affects_data=False,
     )
+    output_schema: dict = knob(
+        {},
+        "a public dataset's columns in order: {name: {from: our column | template: Jinja | value: constant, type}} "
+        "(builders/output/schema.py); empty: our columns",
+        affects_data=False,
+    )
+    output_extra_columns: Literal["drop", "keep", "split"] = knob(
+        "drop", "with output_schema, our other columns: drop, keep (after the schema's) or split (to extra/)", False
+    )
 
 
 @dataclass
@@ -262,6 +274,10 @@ class RecipeConfig(HubArgs, OutputArgs, QualityArgs, DedupArgs, SamplingArgs, En
         if self.backend == "openai" and not self.base_url:
             raise UserError("backend 'openai' needs base_url (e.g. --base_url http://127.0.0.1:8000/v1)")
         check_bounds(self)
+        if self.output_schema:
+            from builders.output.schema import parse_schema
+
+            parse_schema(self.output_schema)  # a wrong entry fails now, not after the generation
 
     # -- helpers used by the run machinery
 

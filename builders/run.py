@@ -25,6 +25,7 @@ from pathlib import Path
 import datasets
 from datasets import Dataset
 
+from builders import prompts
 from builders.config import RecipeConfig
 from builders.data import input_digests, load_rows, split_bad_text
 from builders.dedup.stages import DedupSettings, decontaminate_rows, dedup_rows, embedding_dedup_rows
@@ -38,6 +39,7 @@ from builders.generation.stage import GenerationReport, generate_column
 from builders.output import lock
 from builders.output.card import RecipeInfo, build_card
 from builders.output.funnel import Funnel
+from builders.output.schema import public_schema
 from builders.output.sink import check_output_dir, claim_output_dir, discard_claim, guard_output_dir
 from builders.output.summary import print_summary, throughput
 from builders.output.writer import rejected_rows, text_figures, write_output
@@ -53,6 +55,7 @@ class Run:
         datasets.disable_caching()
         self.config = config
         self.info = info
+        prompts.use_folder(config.prompts_folder)  # the user's templates replace ours for this run
         self.output_dir = Path(config.output_dir)
         self.funnel = Funnel(recipe=info.name, model=config.model)
         self.report = GenerationReport()
@@ -295,6 +298,7 @@ class Run:
             return None
         self._claim(everyone=False)
         generated = ds["completion_tokens"] if "completion_tokens" in ds.column_names else None
+        full = ds
         ds = ds.remove_columns([c for c in ds.column_names if c.startswith("_")])
         if columns:
             ds = ds.select_columns([c for c in columns if c in ds.column_names])
@@ -304,11 +308,14 @@ class Run:
         self.funnel.extra["generation"] = throughput(reports, retried)
         images = dict(images or {})
         figures = self._text_figures(ds, images, generated)
+        info, extra = self.info, None
+        if self.config.output_schema:  # the public dataset's columns, order and types (reproduce configs)
+            ds, extra, info = public_schema(full, ds.column_names, self.info, self.config)
         if self.config.compare_to:
             card_sections = [*card_sections, *self._compare(ds, images)]
         card = build_card(
             ds,
-            self.info,
+            info,
             self.config,
             self.funnel,
             seed_data=seed_data,
@@ -320,13 +327,14 @@ class Run:
             self.output_dir,
             ds,
             rejected=self.rejected,
+            extra=extra,
             images=images,
             config=self.config,
             funnel=self.funnel,
             card=card,
             record=self._record(),
         )
-        print_summary(self.funnel, ds, self.output_dir, self.info.text_column)
+        print_summary(self.funnel, ds, self.output_dir, info.text_column)
         if self.config.push_to_hub:
             from builders.output.hub import push_output_dir
 

@@ -9,8 +9,7 @@ seed extracts -> prompts (extract + format + audience) -> generation -> filters 
 
 Reproduce mode regenerates `text` from an existing prompt column (e.g. HuggingFaceTB/cosmopedia-100k):
 
-    python recipes/cosmopedia.py --config configs/cosmopedia/default.yaml --prompt_column prompt \
-        --dataset HuggingFaceTB/cosmopedia-100k
+    python recipes/cosmopedia.py --config configs/cosmopedia/reproduce_cosmopedia.yaml   # the public columns too
 """
 
 from dataclasses import dataclass

@@ -4,6 +4,8 @@ chosen model outputs (the tiny random model writes noise). A real vLLM server is
 
     with ScriptedServer(reply=lambda body: "## Solution ...") as server:
         run_recipe("oss_instruct", ..., "--backend", "openai", "--base_url", server.url)
+
+`reply` may return the message's fields instead of its text, e.g. {"content": ..., "reasoning_content": ...}.
 """
 
 from __future__ import annotations
@@ -92,17 +94,20 @@ class ScriptedServer:
                     if failure:
                         status, headers = failure
                         return self._send(status, {"error": {"message": f"scripted {status}"}}, headers)
-                    text = outer.reply(body)
+                    reply = outer.reply(body)  # the text, or the message's fields (content, reasoning_content, ...)
+                    message = dict(reply) if isinstance(reply, dict) else {"content": reply}
+                    finish_reason = message.pop("finish_reason", None)
                     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
                     if self.path.endswith("/chat/completions"):
                         choice = {
                             "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
+                            "message": {"role": "assistant", **message},
+                            "finish_reason": finish_reason or "stop",
                         }
                         obj = "chat.completion"
                     else:
-                        choice = {"index": 0, "text": text, "finish_reason": "length"}
+                        text = message.pop("content")
+                        choice = {"index": 0, "text": text, "finish_reason": finish_reason or "length", **message}
                         obj = "text_completion"
                     self._send(
                         200,

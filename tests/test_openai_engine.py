@@ -328,3 +328,43 @@ def test_a_run_whose_every_request_fails_is_an_error_not_an_empty_dataset(tmp_pa
     )
     assert len(server.bodies) == 8  # one try each: a 400 is not retried
     assert not out.exists()  # no empty dataset passes as a result, and the folder it made is gone again
+
+
+def thinking_server_reply(body):
+    """A server with a reasoning parser (vLLM's, DeepSeek's, DashScope's): the trace comes beside the answer."""
+    if body.get("seed", 0) % 3 == 0:  # a trace cut by the token limit: no answer at all
+        return {"content": None, "reasoning_content": f"trace {body['seed']} ran", "finish_reason": "length"}
+    return {"content": f"The answer is {body['seed']}.", "reasoning_content": f"Let me think about {body['seed']}."}
+
+
+def test_a_trace_in_reasoning_content_becomes_the_think_block():
+    with ScriptedServer(reply=thinking_server_reply) as server:
+        engine = engine_for(server)
+        chat = engine.generate([[{"role": "user", "content": "q"}]] * 2, Sampling(), [7, 9])
+        raw = engine.generate(["q"], Sampling(), [8])
+    assert chat[0][0].text == "<think>\nLet me think about 7.\n</think>\n\nThe answer is 7."
+    assert chat[1][0].text == "<think>\ntrace 9 ran" and chat[1][0].finish_reason == "length"  # left open
+    assert raw[0][0].text == "<think>\nLet me think about 8.\n</think>\n\nThe answer is 8."
+
+
+def test_the_reasoning_recipe_reads_traces_from_reasoning_content(tmp_path):
+    from conftest import REPO, run_recipe
+
+    out = tmp_path / "o"
+    with ScriptedServer(reply=thinking_server_reply) as server:
+        run_recipe(
+            "reasoning",
+            *("--config", REPO / "configs" / "reasoning" / "smoke.yaml", "--output_dir", out),
+            *("--backend", "openai", "--base_url", server.url, "--prefill_think", "false"),
+            *("--budget_forcing", "false", "--drop_truncated", "true"),
+        )
+    rows = load_dataset(str(out), split="train").to_list()
+    assert rows
+    for row in rows:
+        seed = int(row["answer"].removeprefix("The answer is ").rstrip("."))
+        assert row["reasoning"] == f"Let me think about {seed}."
+        assert (
+            row["messages"][1]["content"] == f"<think>\nLet me think about {seed}.\n</think>\n\nThe answer is {seed}."
+        )
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["stages"][-1]["dropped"] == {"truncated": 8 - len(rows)} and len(rows) < 8

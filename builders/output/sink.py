@@ -39,7 +39,7 @@ from builders.output.lock import LOCK_NAME
 
 RUN_FILE = "run.json"
 STAGING, TRASH, MANIFEST = ".staging", ".trash", "MANIFEST"
-FINAL_NAMES = ("data", "rejected", "images", "README.md", "config.yaml", "stats.json")
+FINAL_NAMES = ("data", "extra", "rejected", "images", "README.md", "config.yaml", "stats.json")
 REQUIRED_NAMES = ("README.md", "config.yaml", "stats.json")
 SHARD_BYTES = 500 * 1024**2  # parquet shards of ~500 MB, as the Hub's own conversion does
 

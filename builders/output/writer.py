@@ -46,6 +46,7 @@ def write_output(
     ds: Dataset,
     *,
     rejected: list[Dataset],
+    extra: Dataset | None = None,
     images: dict[str, bytes],
     config,
     funnel: Funnel,
@@ -56,6 +57,8 @@ def write_output(
     run `record` (recipe, config, inputs) complete."""
     staging = staging_dir(output_dir)
     write_parquet_shards(ds, staging / "data")
+    if extra is not None:  # our columns outside a public schema, row-aligned with data/ (output_extra_columns)
+        write_parquet_shards(extra, staging / "extra", split="extra")
     if rejected:
         write_parquet_shards(concatenate_datasets(rejected), staging / "rejected", split="rejected")
     for name, data in images.items():

@@ -224,7 +224,7 @@ class OpenAIEngine:
         if isinstance(prompt, str):
             response = await self.client.completions.create(prompt=prompt, extra_body=extra or None, **common)
             choice = response.choices[0]
-            text = choice.text
+            text = with_trace(_reasoning(choice), choice.text)
         else:
             if prompt[-1]["role"] == "assistant":  # a prefilled reply is continued, not answered
                 extra.update(add_generation_prompt=False, continue_final_message=True)
@@ -234,7 +234,7 @@ class OpenAIEngine:
                 common["response_format"] = response_format
             response = await self.client.chat.completions.create(messages=prompt, extra_body=extra or None, **common)
             choice = response.choices[0]
-            text = choice.message.content or ""
+            text = with_trace(_reasoning(choice.message), choice.message.content)
         usage = response.usage
         return Completion(
             text=text,
@@ -242,6 +242,30 @@ class OpenAIEngine:
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
         )
+
+
+def with_trace(reasoning: str | None, content: str | None) -> str:
+    """The output as one text: a server's separate reasoning trace (vLLM's reasoning parsers, DeepSeek, DashScope)
+    put back in a `<think>` block before the answer, as a local engine writes it and the reasoning recipe reads it.
+
+    No content after a trace means the trace was cut by the token limit: the block is left open, so the recipe
+    sees an unclosed trace (budget forcing), not an empty answer.
+    """
+    if not reasoning:
+        return content or ""
+    if content is None:
+        return f"<think>\n{reasoning}"
+    return f"<think>\n{reasoning}\n</think>\n\n{content}"
+
+
+def _reasoning(part) -> str | None:
+    """The trace a server returned beside the answer: `reasoning_content` (DeepSeek, DashScope, vLLM) or
+    `reasoning` (vLLM's newer name); extra fields the OpenAI client keeps on the message or choice."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(part, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def sample_seed(seed: int, k: int) -> int:
