@@ -210,6 +210,11 @@ class OutputArgs:
     overwrite: bool = knob(False, "replace an output_dir that holds a different run", affects_data=False)
     license: str = knob("apache-2.0", "license written in the dataset card", affects_data=False)
     pretty_name: str | None = knob(None, "title of the dataset card", affects_data=False)
+    compare_to: str | None = knob(
+        None, "a reference dataset (file, folder, Hub id) to compare the output with; the card shows how close it is"
+    )
+    compare_column: str | None = knob(None, "column compared with `compare_to` (null: the recipe's text column)")
+    compare_key: str | None = knob(None, "column both share that aligns rows for ROUGE-L (null: prompt, seed, ...)")
     project_url: str | None = knob(
         None,
         "URL of the code that made the data, linked from the card (e.g. your fork); null: package and version",

@@ -282,6 +282,8 @@ class Run:
         self.funnel.extra["generation"] = throughput(reports, retried)
         images = dict(images or {})
         figures = self._text_figures(ds, images, generated)
+        if self.config.compare_to:
+            card_sections = [*card_sections, *self._compare(ds, images)]
         card = build_card(
             ds,
             self.info,
@@ -316,6 +318,18 @@ class Run:
             print(f"pushed to {url}")
         return self.output_dir
 
+    def _compare(self, ds: Dataset, images: dict[str, bytes]) -> list[tuple[str, str]]:
+        """The output against `compare_to` (builders/output/compare.py): figures in stats.json, sections for the card."""
+        from builders.output.compare import compare
+
+        c = self.config
+        reference = load_rows(c.compare_to, what="compare_to")
+        column = c.compare_column or self.info.text_column
+        result = compare(ds, reference, column=column, key=c.compare_key, seed=c.seed)
+        self.funnel.extra["comparison"] = result.figures
+        images.update(result.images)
+        return result.sections
+
     def _text_figures(self, ds: Dataset, images: dict[str, bytes], generated: list[int] | None) -> dict:
         """The card's figures for the text column (its histogram added to `images`); none without one.
 
@@ -325,7 +339,11 @@ class Run:
         from builders.output.figures import text_lengths
 
         column = self.info.text_column
-        if len(ds) == 0 or getattr(ds.features.get(column), "dtype", None) not in ("string", "large_string"):
+        if (
+            column is None
+            or len(ds) == 0
+            or getattr(ds.features.get(column), "dtype", None) not in ("string", "large_string")
+        ):
             return {}
         if generated is not None:
             lengths, unit = generated, "tokens"

@@ -14,11 +14,16 @@ Each commit is stored with its files, so a test checks the files that arrived, b
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+import pytest
+from huggingface_hub import constants
 
 INITIAL_FILES = {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"}
 
@@ -229,3 +234,20 @@ def _handler(hub: FakeHub):
 def _oid(data: bytes) -> str:
     """The git blob id of `data`, as the Hub reports it."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+TOKEN = "hf_TESTtoken0123456789abcdefSECRET"
+
+
+@contextlib.contextmanager
+def online(hub: FakeHub, token: str | None = TOKEN):
+    """HF_ENDPOINT at the fake Hub, a token in HF_TOKEN (or none at all), and huggingface_hub allowed online."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_ENDPOINT", hub.url)
+        mp.setattr(constants, "HF_HUB_OFFLINE", False)
+        mp.setattr(constants, "HF_TOKEN_PATH", str(Path(hub.url.replace(":", "_")) / "no-token-file"))
+        if token:
+            mp.setenv("HF_TOKEN", token)
+        else:
+            mp.delenv("HF_TOKEN", raising=False)
+        yield

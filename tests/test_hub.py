@@ -20,29 +20,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from datasets import Dataset, load_dataset
-from fake_hub import FakeHub
-from huggingface_hub import DatasetCard, constants
+from fake_hub import TOKEN, FakeHub, online
+from huggingface_hub import DatasetCard
 
 from conftest import REPO, load_recipe, recipe_error, run_recipe
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")
-TOKEN = "hf_TESTtoken0123456789abcdefSECRET"
 FINAL = ["README.md", "config.yaml", "data", "images", "stats.json"]
-
-
-@contextlib.contextmanager
-def online(hub: FakeHub, token: str | None = TOKEN):
-    """HF_ENDPOINT at the fake Hub, a token in HF_TOKEN (or none at all), and huggingface_hub allowed online."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_ENDPOINT", hub.url)
-        mp.setattr(constants, "HF_HUB_OFFLINE", False)
-        mp.setattr(constants, "HF_TOKEN_PATH", str(Path(hub.url.replace(":", "_")) / "no-token-file"))
-        if token:
-            mp.setenv("HF_TOKEN", token)
-        else:
-            mp.delenv("HF_TOKEN", raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")
