@@ -45,7 +45,7 @@ def probe(output_dir: Path) -> None:
     path = output_dir / LOCK_NAME
     fd = os.open(path if path.is_file() else existing, os.O_RDONLY)
     try:
-        _lock(fd, output_dir)
+        _lock(fd, output_dir, fcntl.LOCK_SH)  # shared: probes never keep each other, or a run, out
     finally:
         os.close(fd)  # closing releases the probe's own lock
 
@@ -57,17 +57,21 @@ def acquire(output_dir: Path) -> None:
     if key in _held and _same_file(_held[key], output_dir / LOCK_NAME):
         return
     release(output_dir)  # held on a lock file that was deleted with its folder: lock the one there now
-    fd = os.open(output_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        _lock(fd, output_dir)
+        fd = os.open(output_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:  # made by another user's run: a read-only descriptor locks it as well
+        fd = os.open(output_dir / LOCK_NAME, os.O_RDONLY)
+    try:
+        _lock(fd, output_dir, fcntl.LOCK_EX, patience_s=1.0)  # a probe's shared lock lasts microseconds
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": " ".join(sys.argv)[:300],
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        if os.access(output_dir / LOCK_NAME, os.W_OK):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
     except BaseException:
         os.close(fd)
         raise
@@ -88,17 +92,27 @@ def _same_file(fd: int, path: Path) -> bool:
         return False
 
 
-def _lock(fd: int, output_dir: Path) -> None:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise UserError(
-            f"output_dir '{output_dir}' is in use by another run ({_holder(fd)}); wait for it to end, or choose "
-            "another output_dir"
-        ) from None
-    except OSError as err:
-        if err.errno not in _NO_LOCKS:
+def _lock(fd: int, output_dir: Path, operation: int, patience_s: float = 0.0) -> None:
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise UserError(
+                f"output_dir '{output_dir}' is in use by another run ({_holder(fd)}); wait for it to end, or choose "
+                "another output_dir"
+            ) from None
+        except OSError as err:
+            _refuse_without_locks(err, output_dir)
             raise
+
+
+def _refuse_without_locks(err: OSError, output_dir: Path) -> None:
+    if err.errno in _NO_LOCKS:
         fstype, _ = mount_of(output_dir)
         raise UserError(
             f"output_dir '{output_dir}' is on a filesystem without file locks ({fstype or 'unknown'}: {err.strerror}), "
