@@ -410,6 +410,7 @@ class Run:
             "fingerprint_hash": c.fingerprint_hash(),
             "config": c.data_fingerprint(),
             "inputs": self.inputs,
+            "checkpoints": self._identity(),  # the folder under .checkpoints/ (the viewer's live tab reads it)
         }
 
     def _identity(self) -> str:

@@ -114,8 +114,8 @@ def test_live_view_counts_rows_as_checkpoints_arrive(runs, tmp_path):
     live = tmp_path / "live"
     live.mkdir()
     (live / "run.json").write_text(json.dumps({**run, "complete": False}))
-    source = CheckpointStore(a / ".checkpoints" / run["fingerprint_hash"])
-    target = CheckpointStore(live / ".checkpoints" / run["fingerprint_hash"])
+    source = CheckpointStore(a / ".checkpoints" / run["checkpoints"])
+    target = CheckpointStore(live / ".checkpoints" / run["checkpoints"])
     batches = [tuple(map(int, p.stem.split("-"))) for p in source.chunks("generate")]
     assert len(batches) == 4
     with viewer(live, port=free_port(), repo=REPO) as url, chromium() as driver:

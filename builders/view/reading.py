@@ -84,9 +84,9 @@ class RunFolder:
 
     @property
     def checkpoints(self) -> Path | None:
-        """The folder of this run's finished generation batches (`.checkpoints/<fingerprint>/`)."""
-        fingerprint = self.run.get("fingerprint_hash")
-        return self.path / ".checkpoints" / fingerprint if fingerprint else None
+        """The folder of this run's finished generation batches (`.checkpoints/<identity>/`)."""
+        folder = self.run.get("checkpoints") or self.run.get("fingerprint_hash")  # older runs: the config's hash
+        return self.path / ".checkpoints" / folder if folder else None
 
 
 def open_run(target: str) -> RunFolder:
