@@ -60,6 +60,28 @@ def corpus(size: int, seed: int = 0) -> tuple[list[str], list[str]]:
     return docs, questions
 
 
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+def ceiling(processes: int, n: int = 10_000_000) -> float:
+    """How much faster `processes` processes run a pure-Python loop each than one process runs them all, now:
+    the most any stage can gain on this machine at this moment (other jobs take cores)."""
+    import multiprocess
+
+    began = time.perf_counter()
+    for _ in range(processes):
+        _spin(n)
+    one = time.perf_counter() - began
+    began = time.perf_counter()
+    with multiprocess.get_context("fork").Pool(processes) as pool:
+        pool.map(_spin, [n] * processes)
+    return one / (time.perf_counter() - began)
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and of its children that ended (pool workers, sandbox children)."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -295,6 +317,7 @@ def main() -> None:
     words = sum(len(d.split()) for d in docs) / len(docs)
     print(f"corpus: {len(docs):,} documents, {words:.0f} words on average (Alpaca answers, Shakespeare windows)")
     print(f"cores this process may use: {cores}; load average at start: {os.getloadavg()[0]:.1f}")
+    print(f"ceiling now: {cores} processes of a pure-Python loop run {ceiling(cores):.2f}x one process")
     print()
     warm_up(stages)
     run_stages(stages, docs, questions, cores, args.embed_docs, args.repeat)
@@ -303,6 +326,7 @@ def main() -> None:
         print(f"quality stage against datatrove on the first {min(args.peer_docs, len(docs)):,} documents:")
         print()
         against_datatrove(docs[: args.peer_docs], questions, cores)
+    print(f"ceiling at the end: {cores} processes of a pure-Python loop run {ceiling(cores):.2f}x one process")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (other work on the machine slows every figure)")
 
 

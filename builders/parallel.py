@@ -105,9 +105,16 @@ def _pickles(function: Callable, desc: str) -> bool:
 
 @contextmanager
 def torch_threads(num_threads: int | None) -> Iterator[None]:
-    """torch computes on `num_threads` threads (None: every core this process may use) inside the block."""
+    """torch computes on `num_threads` threads (None: every core this process may use) inside the block.
+
+    An in-process vLLM CPU engine binds torch's threads to its cores and replaces `torch.set_num_threads` with a
+    no-op that warns; in such a process the threads stay as the engine bound them.
+    """
     import torch
 
+    if torch.set_num_threads is not torch._C.set_num_threads:  # vLLM's CPU worker took it over
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(resolve_num_proc(num_threads))
     try:

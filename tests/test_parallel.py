@@ -3,7 +3,10 @@
 import json
 import logging
 import multiprocessing
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -138,14 +141,26 @@ def test_sandbox_runs_functions_at_once_and_returns_them_in_order():
 
 
 def test_torch_threads_are_given_back():
-    before = torch.get_num_threads()
+    code = (
+        "import torch; from builders.parallel import torch_threads\n"
+        "before = torch.get_num_threads()\n"
+        "with torch_threads(1):\n    inside = torch.get_num_threads()\n"
+        "print(inside, torch.get_num_threads() == before)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # a fresh process: no vLLM engine has bound torch's threads
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout == "1 True\n"
+
+
+def test_torch_threads_left_to_a_vllm_engine_that_bound_them(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)  # what vLLM's CPU worker does
     with parallel.torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
+        pass
+    assert calls == []
 
 
 def test_default_is_this_process_share_of_its_cores(monkeypatch):
-    cores = len(__import__("os").sched_getaffinity(0))
+    cores = len(os.sched_getaffinity(0))
     assert parallel.resolve_num_proc(None) == cores and parallel.resolve_num_proc(3) == 3
     launch = distributed.Topology(rank=1, world_size=4, local_rank=1, local_world_size=2)
     monkeypatch.setattr(distributed, "topology", lambda: launch)
