@@ -134,12 +134,18 @@ def test_an_output_dir_that_is_a_file_or_inside_one_or_holds_a_broken_run_json_i
     assert final_files(broken) == {"run.json": b'{"recipe": "cosmo'}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
 def test_an_output_dir_this_user_cannot_write_is_refused(tmp_path, capsys):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    message = recipe_error(capsys, "cosmopedia", "--config", SMOKE, "--output_dir", locked / "out")
+    if os.geteuid() == 0:  # root writes through modes; the immutable flag holds even against root (ext4)
+        subprocess.run(["chattr", "+i", str(locked)], check=True)
+    try:
+        message = recipe_error(capsys, "cosmopedia", "--config", SMOKE, "--output_dir", locked / "out")
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
     assert f"cannot be written: '{locked}' is not writable by this user" in message
+    assert not (locked / "out").exists()
 
 
 @pytest.mark.vllm
