@@ -11,11 +11,12 @@ BIN := $(VENV)/bin
 DEVICE ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
 STAMP := $(VENV)/.installed-$(DEVICE)
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install models demo test test-slow bench style quality clean
+.PHONY: install browser models demo test test-slow bench style quality clean
 
 install: $(STAMP)
 
@@ -32,13 +33,20 @@ endif
 	$(PIP) install --no-deps --config-settings editable_mode=compat -e .
 	touch $@
 
+# The viewer's tests drive Debian's headless Chromium through selenium (tests/browser.py): installed when missing.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing chromium and chromium-driver for the viewer's browser tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+
 models: install
 	$(BIN)/python -m builders.generation.models
 
 demo: models
 	$(BIN)/python recipes/cosmopedia.py --config configs/cosmopedia/demo.yaml
 
-test: install
+test: install browser
 	$(BIN)/python -m builders.generation.models tiny-random
 	$(BIN)/python -m pytest -m "not slow" -q
 

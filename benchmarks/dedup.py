@@ -1,15 +1,15 @@
 """MinHash near-dedup: builders vs the text-dedup CLI vs datasketch, on one corpus with known ground truth.
 
-    python benchmarks/dedup.py                                   # 20k documents of ~200 words, all three tools
+    python benchmarks/dedup.py                                   # 20k documents of ~200 words, every tool
     python benchmarks/dedup.py --size 100000 --words 100         # scaling runs
     python benchmarks/dedup.py --size 1000000 --words 100 --tools builders
     python benchmarks/dedup.py --size 100000 --words 100 --tools builders,spark   # Spark (local[*]) vs in memory
+    python benchmarks/dedup.py --tools builders,text-dedup,text-dedup-engine      # ours, its CLI, its engine here
 
-The corpus: base documents made of random lines of real text (Shakespeare, Alpaca instructions and answers,
-cut to at most 15 words),
-then, for a quarter of them, one to three copies: exact, re-cased/re-punctuated, or near copies with a
-controlled share of word edits (substitutions, deletions, insertions, swaps). The true Jaccard similarity of
-every pair in a group (word 5-grams of the NFKC, lower-cased text split on non-word characters) is computed
+The corpus (`benchmarks/dedup_corpus.py`): base documents made of random lines of real text (Shakespeare,
+Alpaca instructions and answers, cut to at most 15 words), then, for a quarter of them, one to three copies:
+exact, re-cased/re-punctuated, or near copies with a controlled share of word edits (substitutions, deletions,
+insertions, swaps). The true Jaccard similarity of every pair in a group (word 5-grams of the NFKC, lower-cased text split on non-word characters) is computed
 exactly; documents of different groups share no lines by construction (up to chance).
 
 Every tool runs in its own subprocess on the same corpus and parameters (threshold 0.7, 5-grams, 128
@@ -25,9 +25,15 @@ before), or, for the text-dedup CLI, the largest RSS of its processes over their
   `--cores` cores, started before the timer (its start-up is printed apart); the time includes writing the
   column to Parquet for Spark. CPU time and peak RSS cover the whole process tree (the JVM and the Python
   workers), sampled every 0.2 s. Its kept rows must equal builders' exactly.
+- text-dedup-engine: `builders.dedup.textdedup.text_dedup` (`dedup_engine: text-dedup`: text-dedup's own
+  commands in a child process; exact pass off, `hash_func="xxh3"` as for the CLI run); the time includes
+  saving the column for the child and the child's start-up. Its kept rows must equal the CLI's exactly.
 
 Metrics: precision = share of removed documents that have a true duplicate (Jaccard >= threshold) in the
 corpus; recall = share of planted pairs with Jaccard >= threshold + 0.1 of which at most one document survives.
+Agreement, for every two tools: documents removed by both, by the first only, by the second only; and, since
+text-dedup keeps an arbitrary member of a cluster (so "which row" differs where "how many" agrees), the planted
+groups from which both removed the same number of documents, or the first or the second more.
 """
 
 from __future__ import annotations
@@ -35,161 +41,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
-import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from dedup_corpus import NON_ALPHA, build_corpus, evaluate, ideal_removals
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "data"
-NON_ALPHA = re.compile(r"\W+")
-TOOLS = ("builders", "text-dedup", "datasketch", "spark")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# the corpus
-
-
-def text_pool(max_words: int = 15) -> list[str]:
-    """Lines of real text: Shakespeare's lines and the sentences of 5,000 Alpaca records, cut to 15 words.
-
-    Each line appears once and is short, so two base documents (about ten lines each) share at most a line
-    or two by chance, far below any duplicate threshold.
-    """
-    lines = [line.strip() for line in (DATA / "tinyshakespeare.txt").read_text().splitlines()]
-    for record in json.loads((DATA / "alpaca_5000.json").read_text()):
-        for field in ("instruction", "input", "output"):
-            lines += [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", record[field])]
-    pool = []
-    for line in lines:
-        words = line.split()
-        pool += [" ".join(words[i : i + max_words]) for i in range(0, len(words), max_words)]
-    return list(dict.fromkeys(p for p in pool if len(p.split()) >= 3))
-
-
-def words(text: str) -> list[str]:
-    return [w for w in NON_ALPHA.split(unicodedata.normalize("NFKC", text).lower()) if w]
-
-
-def grams(text: str, n: int = 5) -> set[tuple[str, ...]]:
-    w = words(text)
-    return {tuple(w[i : i + n]) for i in range(len(w) - n + 1)}
-
-
-def near_copy(text: str, rate: float, rng: random.Random, vocab: list[str]) -> str:
-    """Edit about `rate` of the words: substitute, delete, insert or swap; also re-case a few."""
-    out = text.split()
-    for _ in range(max(1, round(rate * len(out)))):
-        i = rng.randrange(len(out))
-        op = rng.random()
-        if op < 0.4:
-            out[i] = rng.choice(vocab)
-        elif op < 0.6 and len(out) > 10:
-            del out[i]
-        elif op < 0.8:
-            out.insert(i, rng.choice(vocab))
-        elif i + 1 < len(out):
-            out[i], out[i + 1] = out[i + 1], out[i]
-    for _ in range(3):
-        i = rng.randrange(len(out))
-        out[i] = out[i].upper()
-    return " ".join(out)
-
-
-@dataclass
-class Corpus:
-    texts: list[str]  # in corpus order; a document's id is its position
-    kinds: list[str]  # base, exact, recased, near
-    groups: np.ndarray  # the base document each one comes from
-    pairs: np.ndarray  # (id, id) of every two documents of a group
-    jaccard: np.ndarray  # their true Jaccard similarity
-
-
-def build_corpus(size: int, n_words: int, seed: int = 0) -> Corpus:
-    """Base documents and their planted copies, shuffled; the true Jaccard of every pair within a group."""
-    rng = random.Random(seed)
-    pool = text_pool()
-    vocab = sorted({w for line in pool[:20000] for w in line.split()})
-    members: list[tuple[int, str, str]] = []  # (group, kind, text)
-    group = 0
-    while len(members) < size:
-        lines, count = [], 0
-        while count < n_words:
-            line = pool[rng.randrange(len(pool))].split()[: n_words - count]
-            lines.append(" ".join(line))
-            count += len(line)
-        base = "\n".join(lines)
-        members.append((group, "base", base))
-        if rng.random() < 0.25:
-            for _ in range(rng.randint(1, 3)):
-                kind = rng.random()
-                if kind < 0.15:
-                    members.append((group, "exact", base))
-                elif kind < 0.25:
-                    members.append((group, "recased", base.upper().replace(",", " ;").replace(".", "!")))
-                else:
-                    members.append((group, "near", near_copy(base, rng.uniform(0.0, 0.12), rng, vocab)))
-        group += 1
-    members = members[:size]
-    order = list(range(len(members)))
-    rng.shuffle(order)
-    position = np.empty(len(order), dtype=np.int64)
-    position[order] = np.arange(len(order))
-
-    pairs, similarity = [], []
-    start = 0
-    while start < len(members):  # members of a group are consecutive before the shuffle
-        stop = start + 1
-        while stop < len(members) and members[stop][0] == members[start][0]:
-            stop += 1
-        sets = [grams(members[i][2]) for i in range(start, stop)] if stop - start > 1 else []
-        for x in range(stop - start):
-            for y in range(x + 1, stop - start):
-                union = len(sets[x] | sets[y])
-                pairs.append((position[start + x], position[start + y]))
-                similarity.append(len(sets[x] & sets[y]) / union if union else 0.0)
-        start = stop
-    return Corpus(
-        texts=[members[i][2] for i in order],
-        kinds=[members[i][1] for i in order],
-        groups=np.array([members[i][0] for i in order]),
-        pairs=np.array(pairs, dtype=np.int64).reshape(-1, 2),
-        jaccard=np.array(similarity),
-    )
-
-
-def ideal_removals(corpus: Corpus, threshold: float) -> int:
-    """Documents a perfect dedup removes: all but one of each group connected by Jaccard >= threshold."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n = len(corpus.texts)
-    edges = corpus.pairs[corpus.jaccard >= threshold]
-    graph = coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
-    return n - connected_components(graph, directed=False)[0]
-
-
-def evaluate(kept_ids, corpus: Corpus, threshold: float) -> dict:
-    kept = np.zeros(len(corpus.texts), dtype=bool)
-    kept[np.asarray(kept_ids, dtype=np.int64)] = True
-    has_twin = np.zeros(len(corpus.texts), dtype=bool)
-    has_twin[corpus.pairs[corpus.jaccard >= threshold].ravel()] = True
-    strong = corpus.pairs[corpus.jaccard >= threshold + 0.1]
-    found = ~(kept[strong[:, 0]] & kept[strong[:, 1]])
-    removed = ~kept
-    return {
-        "removed": int(removed.sum()),
-        "precision": float(has_twin[removed].mean()) if removed.any() else 1.0,
-        "recall": float(found.mean()) if len(strong) else 1.0,
-    }
+TOOLS = ("builders", "text-dedup", "datasketch", "spark", "text-dedup-engine")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -365,7 +229,51 @@ def run_spark(corpus: Path, args) -> dict:
     }
 
 
-RUNNERS = {"builders": run_builders, "text-dedup": run_text_dedup, "datasketch": run_datasketch, "spark": run_spark}
+def run_text_dedup_engine(corpus: Path, args) -> dict:
+    from datasets import Dataset
+
+    from builders.dedup.textdedup import KEPT, text_dedup
+
+    ds = Dataset.from_file(str(corpus))
+    start, cpu = time.perf_counter(), _cpu_seconds()
+    decisions = text_dedup(
+        ds, "text", args.threshold, args.ngram, args.num_perm, 42, exact=False, hash_func="xxh3", num_proc=args.cores
+    )
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    kept = np.asarray(ds["id"])[decisions.fate == KEPT].tolist()
+    peak = max(_peak_rss_mb(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+    return {"seconds": seconds, "cpu_s": cpu, "kept": kept, "peak_rss_mb": peak, "stats": decisions.stats}
+
+
+RUNNERS = {
+    "builders": run_builders,
+    "text-dedup": run_text_dedup,
+    "datasketch": run_datasketch,
+    "spark": run_spark,
+    "text-dedup-engine": run_text_dedup_engine,
+}
+
+
+def print_agreement(kept: dict[str, list], groups: np.ndarray) -> None:
+    """For every two tools: the documents both removed and those only one removed; and, as text-dedup keeps an
+    arbitrary member of a cluster, the planted groups from which both removed as many documents."""
+    removed, per_group = {}, {}
+    for tool, ids in kept.items():
+        removed[tool] = np.ones(len(groups), dtype=bool)
+        removed[tool][np.asarray(ids, dtype=np.int64)] = False
+        per_group[tool] = np.bincount(groups[removed[tool]], minlength=groups.max() + 1)
+    tools = list(removed)
+    print()
+    print("| tools A / B | removed by both | by A only | by B only | groups: same count removed | A more | B more |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for i, a in enumerate(tools):
+        for b in tools[i + 1 :]:
+            both = int((removed[a] & removed[b]).sum())
+            only_a, only_b = int((removed[a] & ~removed[b]).sum()), int((removed[b] & ~removed[a]).sum())
+            ga, gb = per_group[a], per_group[b]
+            touched = (ga > 0) | (gb > 0)
+            same, more_a, more_b = ((ga == gb) & touched).sum(), (ga > gb).sum(), (gb > ga).sum()
+            print(f"| {a} / {b} | {both} | {only_a} | {only_b} | {same} | {more_a} | {more_b} |")
 
 
 def _rss_mb() -> float:
@@ -475,6 +383,13 @@ def main() -> None:
         if "builders" in results:
             same = sorted(kept["spark"]) == sorted(kept["builders"])
             print(f"spark kept exactly the rows builders kept: {same}")
+    if "text-dedup-engine" in results:
+        print(f"text-dedup-engine stats: {results['text-dedup-engine']['stats']}")
+        if "text-dedup" in results:
+            same = sorted(kept["text-dedup-engine"]) == sorted(kept["text-dedup"])
+            print(f"text-dedup-engine kept exactly the rows the text-dedup CLI kept: {same}")
+    if len(kept) > 1:
+        print_agreement(kept, corpus.groups)
     expected = ideal_removals(corpus, thr)
     print(f"a perfect dedup removes {expected} documents (all but one of each group joined by Jaccard >= threshold)")
     if "text-dedup" in results:

@@ -54,18 +54,29 @@ def knob(
 def check_bounds(config: Any) -> None:
     """Every field's bounds (`knob(min=, max=, above=)`), checked in one place; a UserError names the key."""
     for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        bounds = _bounds(type(config), f.name)
-        low, high, above = bounds.get("min"), bounds.get("max"), bounds.get("above")
-        if (
-            (low is not None and value < low)
-            or (high is not None and value > high)
-            or (above is not None and value <= above)
-        ):
-            null = " or null" if _optional(type(config), f.name) else ""
-            raise UserError(f"config key '{f.name}' must be {_describe(low, high, above)}{null}, got {value!r}")
+        _check_bound(type(config), f.name, getattr(config, f.name), f.name)
+
+
+def check_value(config_class: type, name: str, value: Any, key: str) -> Any:
+    """`value` for the field `name` of `config_class` given elsewhere (e.g. a step's `temperature`), checked for
+    type and bounds as the field is; `key` is how the error names it."""
+    value = _check(value, typing.get_type_hints(config_class)[name], key)
+    _check_bound(config_class, name, value, key)
+    return value
+
+
+def _check_bound(config_class: type, name: str, value: Any, key: str) -> None:
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    bounds = _bounds(config_class, name)
+    low, high, above = bounds.get("min"), bounds.get("max"), bounds.get("above")
+    if (
+        (low is not None and value < low)
+        or (high is not None and value > high)
+        or (above is not None and value <= above)
+    ):
+        null = " or null" if _optional(config_class, name) else ""
+        raise UserError(f"config key '{key}' must be {_describe(low, high, above)}{null}, got {value!r}")
 
 
 def _bounds(config_class: type, name: str) -> dict:
@@ -112,6 +123,9 @@ class EngineArgs:
     )
     use_chat_template: bool = knob(True, "true: chat with the model's template; false: raw completion (base models)")
     system_prompt: str | None = knob(None, "system message prepended in chat mode")
+    prompts_folder: str | None = knob(
+        None, "your own prompt templates, laid out as builders/prompts (<recipe>/<name>.jinja); they replace ours"
+    )
     chat_template_kwargs: dict = knob(
         {}, "extra variables for the model's chat template, e.g. {enable_thinking: true} for Qwen3"
     )
@@ -165,6 +179,9 @@ class DedupArgs:
     dedup_threshold: float = knob(0.7, "Jaccard similarity above which rows are near duplicates", above=0, max=1)
     dedup_ngram: int = knob(5, "n-gram size for MinHash (words; characters for text without spaces)", min=1)
     dedup_num_perm: int = knob(128, "MinHash permutations", min=2)
+    dedup_engine: Literal["memory", "spark", "text-dedup"] = knob(
+        "memory", "memory (this process), spark (same rows), or text-dedup (its own code decides; docs/dedup.md)"
+    )
     decontaminate: list = knob([], "benchmarks to remove overlaps with: [{path, columns, split?, name?}]")
     decontamination_ngram: int = knob(12, "n-gram size for decontamination candidates", min=1)
     decontamination_threshold: float = knob(
@@ -214,10 +231,24 @@ class OutputArgs:
     overwrite: bool = knob(False, "replace an output_dir that holds a different run", affects_data=False)
     license: str = knob("apache-2.0", "license written in the dataset card", affects_data=False)
     pretty_name: str | None = knob(None, "title of the dataset card", affects_data=False)
+    compare_to: str | None = knob(
+        None, "a reference dataset (file, folder, Hub id) to compare the output with; the card shows how close it is"
+    )
+    compare_column: str | None = knob(None, "column compared with `compare_to` (null: the recipe's text column)")
+    compare_key: str | None = knob(None, "column both share that aligns rows for ROUGE-L (null: prompt, seed, ...)")
     project_url: str | None = knob(
         None,
         "URL of the code that made the data, linked from the card (e.g. your fork); null: package and version",
         affects_data=False,
+    )
+    output_schema: dict = knob(
+        {},
+        "a public dataset's columns in order: {name: {from: our column | template: Jinja | value: constant, type}} "
+        "(builders/output/schema.py); empty: our columns",
+        affects_data=False,
+    )
+    output_extra_columns: Literal["drop", "keep", "split"] = knob(
+        "drop", "with output_schema, our other columns: drop, keep (after the schema's) or split (to extra/)", False
     )
 
 
@@ -243,6 +274,10 @@ class RecipeConfig(HubArgs, OutputArgs, QualityArgs, DedupArgs, SamplingArgs, En
         if self.backend == "openai" and not self.base_url:
             raise UserError("backend 'openai' needs base_url (e.g. --base_url http://127.0.0.1:8000/v1)")
         check_bounds(self)
+        if self.output_schema:
+            from builders.output.schema import parse_schema
+
+            parse_schema(self.output_schema)  # a wrong entry fails now, not after the generation
 
     # -- helpers used by the run machinery
 

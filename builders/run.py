@@ -15,6 +15,8 @@ façade: the work is done in `generation/`, `filters/`, `dedup/stages.py` and `o
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import shutil
 from functools import cached_property
@@ -23,18 +25,22 @@ from pathlib import Path
 import datasets
 from datasets import Dataset
 
+from builders import prompts
 from builders.config import RecipeConfig
-from builders.data import load_rows
+from builders.data import input_digests, load_rows, split_bad_text
 from builders.dedup.stages import DedupSettings, decontaminate_rows, dedup_rows, embedding_dedup_rows
+from builders.errors import UserError
 from builders.filters.checks import Check, apply_checks
 from builders.generation import distributed
 from builders.generation.checkpoint import CheckpointStore
-from builders.generation.engines import Engine, Sampling, build_engine
+from builders.generation.engines import Engine, Sampling, build_engine, check_context, check_engine_kwargs
 from builders.generation.models import load_tokenizer
 from builders.generation.stage import GenerationReport, generate_column
+from builders.output import lock
 from builders.output.card import RecipeInfo, build_card
 from builders.output.funnel import Funnel
-from builders.output.sink import claim_output_dir, guard_output_dir, recover
+from builders.output.schema import public_schema
+from builders.output.sink import check_output_dir, claim_output_dir, discard_claim, guard_output_dir
 from builders.output.summary import print_summary, throughput
 from builders.output.writer import rejected_rows, text_figures, write_output
 from builders.parallel import resolve_num_proc
@@ -49,11 +55,12 @@ class Run:
         datasets.disable_caching()
         self.config = config
         self.info = info
+        prompts.use_folder(config.prompts_folder)  # the user's templates replace ours for this run
         self.output_dir = Path(config.output_dir)
         self.funnel = Funnel(recipe=info.name, model=config.model)
         self.report = GenerationReport()
         self.rejected: list[Dataset] = []
-        self._claimed = False
+        self._claimed = self._made_folder = False
         if config.backend != "openai":  # this process's GPUs (or CPU cores) in a launch of several, before CUDA starts
             distributed.place_engine(config.tensor_parallel_size * config.pipeline_parallel_size)
         self.num_proc = resolve_num_proc(config.num_proc)  # every CPU stage's processes (threads); after placing
@@ -61,28 +68,38 @@ class Run:
             datasets.disable_progress_bars()  # the main process shows its own; N interleaved bars show nothing
         self._benchmarks = None  # loaded on the first `decontaminate`
         self._retries_before = 0
-        self.resuming = guard_output_dir(
-            self.output_dir, info.name, config.data_fingerprint(), config.fingerprint_hash(), config.overwrite
-        )
+        # Every check that needs no model comes first, reading only: an error leaves output_dir as it was.
+        check_output_dir(self.output_dir)
+        if distributed.is_main_process():
+            lock.probe(self.output_dir)  # another run works in the folder: refuse before any work
+        self.inputs = input_digests(config.data_fingerprint())  # the content of the inputs joins the run's identity
+        self.resuming = bool(guard_output_dir(self.output_dir, self._record(), config.overwrite))
         distributed.wait_for_everyone("output_dir checked")  # by every process, before the main one claims it
+        check_context(config)
+        check_engine_kwargs(config)
+        if config.hub_repo_id:
+            from builders.output.hub import check_repo_id
+
+            check_repo_id(config.hub_repo_id)
         if config.push_to_hub and distributed.is_main_process():
             from builders.output.hub import check_can_push
 
             check_can_push()  # fail now, not after hours of generation
-        if distributed.is_main_process() and recover(self.output_dir):
-            logger.info("finished moving the final files of the previous run into %s", self.output_dir)
-        self.store = CheckpointStore(self.output_dir / ".checkpoints" / config.fingerprint_hash())
+        self.store = CheckpointStore(self.output_dir / ".checkpoints" / self._identity())
 
     # -- input ---------------------------------------------------------------------------------------------
 
     def load(self, columns: list[str] = (), dataset: str | None = None, key_hint: str | None = None) -> Dataset:
-        """The recipe's input rows (`config.dataset` unless given), checked for `columns`."""
+        """The recipe's input rows (`config.dataset` unless given), checked for `columns`, which must hold text: a
+        row with a null there, or text that is not UTF-8, is a drop with its reason."""
         c = self.config
-        ds = load_rows(
-            dataset or c.dataset, c.dataset_split, c.dataset_config, c.num_samples, list(columns), key_hint=key_hint
-        )
-        self.funnel.record("input", len(ds), len(ds))
-        return ds
+        source = dataset or c.dataset
+        ds = load_rows(source, c.dataset_split, c.dataset_config, c.num_samples, list(columns), key_hint=key_hint)
+        kept, rejected, dropped = split_bad_text(ds, list(columns), f"dataset '{source}'")
+        self.funnel.record("input", len(ds), len(kept), dropped)
+        if rejected is not None:
+            self.keep_rejected(rejected, "input")
+        return kept
 
     def record(self, stage: str, rows_in: int, rows_out: int, dropped: dict | None = None, **details) -> None:
         self.funnel.record(stage, rows_in, rows_out, dropped, **details)
@@ -161,20 +178,26 @@ class Run:
         if done:
             logger.info("%s: resuming, %d finished batches found in %s", stage, done, self.store.root)
         chat = self.config.use_chat_template if use_chat_template is None else use_chat_template
-        out = generate_column(
-            ds,
-            engine,
-            sampling or self.sampling(),
-            prompt_column=prompt_column,
-            output_column=output_column,
-            stage=stage,
-            store=self.store,
-            seed=self.config.seed,
-            batch_size=self.config.batch_size,
-            use_chat_template=chat,
-            system_prompt=system_prompt if system_prompt is not None else self.config.system_prompt,
-            report=self.report,
-        )
+        try:
+            out = generate_column(
+                ds,
+                engine,
+                sampling or self.sampling(),
+                prompt_column=prompt_column,
+                output_column=output_column,
+                stage=stage,
+                store=self.store,
+                seed=self.config.seed,
+                batch_size=self.config.batch_size,
+                use_chat_template=chat,
+                system_prompt=system_prompt if system_prompt is not None else self.config.system_prompt,
+                report=self.report,
+            )
+        except UserError:  # nothing could be generated: a folder this run made and wrote nothing in goes again
+            if self._made_folder and distributed.num_processes() == 1:
+                lock.release(self.output_dir)
+                discard_claim(self.output_dir)
+            raise
         self.funnel.prompt_tokens += sum(out["prompt_tokens"])
         self.funnel.completion_tokens += sum(out["completion_tokens"])
         if record:
@@ -239,9 +262,9 @@ class Run:
             self.keep_rejected(result.removed, stage)
             return result.kept
 
+        self._claim()  # a global stage may write scratch files in output_dir (Spark, the multi-process hand-over)
         if distributed.num_processes() == 1:
             return run_and_record()
-        self._claim()
         shared = self.store.root / "global" / stage
         if distributed.is_main_process():
             rows = run_and_record()
@@ -275,6 +298,7 @@ class Run:
             return None
         self._claim(everyone=False)
         generated = ds["completion_tokens"] if "completion_tokens" in ds.column_names else None
+        full = ds
         ds = ds.remove_columns([c for c in ds.column_names if c.startswith("_")])
         if columns:
             ds = ds.select_columns([c for c in columns if c in ds.column_names])
@@ -284,9 +308,14 @@ class Run:
         self.funnel.extra["generation"] = throughput(reports, retried)
         images = dict(images or {})
         figures = self._text_figures(ds, images, generated)
+        info, extra = self.info, None
+        if self.config.output_schema:  # the public dataset's columns, order and types (reproduce configs)
+            ds, extra, info = public_schema(full, ds.column_names, self.info, self.config)
+        if self.config.compare_to:
+            card_sections = [*card_sections, *self._compare(ds, images)]
         card = build_card(
             ds,
-            self.info,
+            info,
             self.config,
             self.funnel,
             seed_data=seed_data,
@@ -298,12 +327,14 @@ class Run:
             self.output_dir,
             ds,
             rejected=self.rejected,
+            extra=extra,
             images=images,
             config=self.config,
             funnel=self.funnel,
             card=card,
+            record=self._record(),
         )
-        print_summary(self.funnel, ds, self.output_dir, self.info.text_column)
+        print_summary(self.funnel, ds, self.output_dir, info.text_column)
         if self.config.push_to_hub:
             from builders.output.hub import push_output_dir
 
@@ -316,7 +347,20 @@ class Run:
                 config_name=c.hub_config_name,
             )
             print(f"pushed to {url}")
+        lock.release(self.output_dir)  # the folder is whole and published: another run may take it
         return self.output_dir
+
+    def _compare(self, ds: Dataset, images: dict[str, bytes]) -> list[tuple[str, str]]:
+        """The output against `compare_to` (builders/output/compare.py): figures in stats.json, sections for the card."""
+        from builders.output.compare import compare
+
+        c = self.config
+        reference = load_rows(c.compare_to, what="compare_to")
+        column = c.compare_column or self.info.text_column
+        result = compare(ds, reference, column=column, key=c.compare_key, seed=c.seed)
+        self.funnel.extra["comparison"] = result.figures
+        images.update(result.images)
+        return result.sections
 
     def _text_figures(self, ds: Dataset, images: dict[str, bytes], generated: list[int] | None) -> dict:
         """The card's figures for the text column (its histogram added to `images`); none without one.
@@ -327,7 +371,11 @@ class Run:
         from builders.output.figures import text_lengths
 
         column = self.info.text_column
-        if len(ds) == 0 or getattr(ds.features.get(column), "dtype", None) not in ("string", "large_string"):
+        if (
+            column is None
+            or len(ds) == 0
+            or getattr(ds.features.get(column), "dtype", None) not in ("string", "large_string")
+        ):
             return {}
         if generated is not None:
             lengths, unit = generated, "tokens"
@@ -339,13 +387,33 @@ class Run:
         return figures
 
     def _claim(self, everyone: bool = True) -> None:
-        """Record in output_dir that this run owns it; `everyone`: all processes call this, none writes before."""
+        """Take output_dir for this run, once every up-front check has passed (the first write of the run): its lock,
+        the guard again (another run may have finished there meanwhile), its run record. `everyone`: all processes
+        call this, and none writes before."""
         if self._claimed:
             return
         if distributed.is_main_process():
-            claim_output_dir(
-                self.output_dir, self.info.name, self.config.data_fingerprint(), self.config.fingerprint_hash()
-            )
+            self._made_folder = not self.output_dir.exists()
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            lock.acquire(self.output_dir)
+            guard_output_dir(self.output_dir, self._record(), self.config.overwrite)
+            claim_output_dir(self.output_dir, self._record())
         if everyone:
             distributed.wait_for_everyone("output_dir claimed")
         self._claimed = True
+
+    def _record(self) -> dict:
+        """What identifies this run in run.json: recipe, the config keys that decide the rows, the input digests."""
+        c = self.config
+        return {
+            "recipe": self.info.name,
+            "fingerprint_hash": c.fingerprint_hash(),
+            "config": c.data_fingerprint(),
+            "inputs": self.inputs,
+            "checkpoints": self._identity(),  # the folder under .checkpoints/ (the viewer's live tab reads it)
+        }
+
+    def _identity(self) -> str:
+        """The checkpoints' folder: config and input content, so edited inputs never meet old checkpoints."""
+        payload = json.dumps({"config": self.config.fingerprint_hash(), "inputs": self.inputs}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]

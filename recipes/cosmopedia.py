@@ -9,8 +9,7 @@ seed extracts -> prompts (extract + format + audience) -> generation -> filters 
 
 Reproduce mode regenerates `text` from an existing prompt column (e.g. HuggingFaceTB/cosmopedia-100k):
 
-    python recipes/cosmopedia.py --config configs/cosmopedia/default.yaml --prompt_column prompt \
-        --dataset HuggingFaceTB/cosmopedia-100k
+    python recipes/cosmopedia.py --config configs/cosmopedia/reproduce_cosmopedia.yaml   # the public columns too
 """
 
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from builders.data import ROW_ID
 from builders.errors import exit_on_user_error
 from builders.filters.checks import generation_checks
 from builders.filters.quality import quality_checks
+from builders.generation.engines import check_context
 from builders.methods.cosmopedia import AUDIENCES, FORMATS, build_prompt, choose_styles, style_pairs, truncate_extracts
 from builders.output.card import RecipeInfo
 from builders.run import Run
@@ -34,8 +34,8 @@ class CosmopediaConfig(RecipeConfig):
     prompt_column: str | None = knob(None, "reproduce mode: generate from this existing prompt column")
     formats: list[str] = knob(list(FORMATS), "formats to draw from")
     audiences: list[str] = knob(list(AUDIENCES), "audiences to draw from")
-    prompts_per_seed: int = knob(1, "distinct (format, audience) prompts built from each extract")
-    max_seed_tokens: int = knob(1000, "extracts are cut to this many tokens of the model's tokenizer")
+    prompts_per_seed: int = knob(1, "distinct (format, audience) prompts built from each extract", min=1)
+    max_seed_tokens: int = knob(1000, "extracts are cut to this many tokens of the model's tokenizer", min=1)
     min_text_tokens: int = knob(150, "drop texts shorter than this many tokens (Cosmopedia used 150)")
     drop_truncated: bool = knob(False, "drop texts that hit max_new_tokens")
     # Cosmopedia's sampling (Mixtral-8x7B-Instruct): 2,500 new tokens, T=0.6, top_p=0.95, top_k=50, rep. 1.2
@@ -93,6 +93,8 @@ def add_metadata(batch, model):
 @exit_on_user_error
 def main(argv=None):
     config = parse_config(CosmopediaConfig, argv)
+    if not config.prompt_column:  # extracts are cut to max_seed_tokens: the context must hold one and the text
+        check_context(config, ("max_seed_tokens", config.max_seed_tokens))
     run = Run(config, INFO)
 
     if config.prompt_column:  # reproduce mode: the prompts exist already

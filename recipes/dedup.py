@@ -10,18 +10,20 @@ and the output is the same Hub-ready folder (data, dataset card, config, stats; 
     python recipes/dedup.py --config configs/dedup/demo.yaml --engine spark      # the same rows, on Spark
     python recipes/dedup.py --dataset data.jsonl --engine spark --spark_master spark://head:7077 \
         --output_dir /shared/dedup                                                # a Spark cluster
+    python recipes/dedup.py --config configs/dedup/demo.yaml --engine text-dedup # text-dedup's own decisions
 
 Options: `--tokenizer char` for Chinese or Japanese (auto decides per row), `--exact false` to skip the exact
 pass, `--quality_filters true` to run the `quality_*` checks first, `decontaminate: [{path, columns}]` in a
 YAML config to remove benchmark overlaps. `engine: memory` runs in this process (threads on all cores); `engine: spark` on Apache Spark (a `local[*]`
-session, or the cluster at `spark_master`), with exactly the same kept rows (docs/dedup.md).
+session, or the cluster at `spark_master`), with exactly the same kept rows; `engine: text-dedup` lets text-dedup's
+own commands decide, in a child process, to match a dataset deduplicated with it (its differences: docs/dedup.md).
 """
 
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from builders.config import RecipeConfig, knob, parse_config
-from builders.errors import exit_on_user_error
+from builders.errors import UserError, exit_on_user_error
 from builders.filters.quality import quality_checks
 from builders.output.card import RecipeInfo
 from builders.run import Run
@@ -39,14 +41,22 @@ class DedupConfig(RecipeConfig):
     num_perm: int = knob(128, "MinHash permutations", min=2)
     tokenizer: Literal["auto", "word", "char"] = knob("auto", "n-grams of words, of characters, or auto (per row)")
     exact: bool = knob(True, "drop rows with the same normalised text first")
-    engine: Literal["memory", "spark"] = knob(
-        "memory", "where dedup runs: memory (this process) or spark (same kept rows)", affects_data=False
+    engine: Literal["memory", "spark", "text-dedup"] = knob(
+        "memory",
+        "memory (this process), spark (the same kept rows), or text-dedup (its own code decides: docs/dedup.md)",
     )
     spark_master: str | None = knob(
         None, "Spark master URL for engine spark (default local[*]: every core here)", affects_data=False
     )
     model: str = knob("none", "no model: this recipe generates nothing")
     quality_filters: bool = knob(False, "run the quality_* checks on `column` before dedup")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.engine == "text-dedup" and self.tokenizer == "char":
+            raise UserError(
+                "engine 'text-dedup' has word n-grams only; set tokenizer to auto or word, or engine memory"
+            )
 
 
 INFO = RecipeInfo(

@@ -47,7 +47,7 @@ class EvolInstructConfig(RecipeConfig):
     min_response_words: int = knob(10, "eliminate rewrites whose answer has fewer words (characters for Chinese)")
     drop_truncated: bool = knob(True, "eliminate rewrites that hit max_new_tokens")
     drop_truncated_responses: bool = knob(False, "eliminate rewrites whose answer hit response_max_new_tokens")
-    evolution_max_new_tokens: int = knob(512, "most tokens of a rewritten instruction")
+    evolution_max_new_tokens: int = knob(512, "most tokens of a rewritten instruction", min=1)
     max_new_tokens: int = knob(1024, "most tokens of an answer")
     prompts_folder: str | None = knob(None, "a folder with your own evol_instruct/<operation>.jinja templates")
     dedup: bool = knob(True, "near-dedup the final instructions")

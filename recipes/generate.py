@@ -37,7 +37,7 @@ class GenerateConfig(RecipeConfig):
     template: str | None = knob(None, "Jinja template (inline, or a .jinja file) filled with each row's columns")
     output_column: str = knob("generation", "column that receives the generation of `template`")
     structured_output: dict | None = knob(None, "{json: schema} | {choice: [...]} | {regex: ...} for `template`")
-    n: int = knob(1, "generations per row")
+    n: int = knob(1, "generations per row", min=1)
     samples_as_list: bool = knob(False, "with n > 1: one row holding a list of samples, instead of a row per sample")
     steps: list = knob([], "chained steps [{template, output_column, system_prompt?, structured_output?, n?, ...}]")
     min_tokens: int = knob(1, "drop generations with fewer tokens")

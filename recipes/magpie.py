@@ -34,9 +34,9 @@ class MagpieConfig(RecipeConfig):
     turns: int = knob(
         1, "user/assistant exchanges per conversation (2+: follow-up queries, written the same way)", min=1
     )
-    query_temperature: float = knob(1.0, "sampling temperature of the query (Magpie: 1.0)")
-    query_top_p: float = knob(1.0, "nucleus sampling of the query (Magpie: 1.0)")
-    query_max_new_tokens: int = knob(256, "most tokens of a query; a query cut at this limit is dropped")
+    query_temperature: float = knob(1.0, "sampling temperature of the query (Magpie: 1.0)", min=0)
+    query_top_p: float = knob(1.0, "nucleus sampling of the query (Magpie: 1.0)", above=0, max=1)
+    query_max_new_tokens: int = knob(256, "most tokens of a query; a query cut at this limit is dropped", min=1)
     min_query_words: int = knob(3, "drop queries with fewer words than this (characters for Chinese)")
     require_request: bool = knob(True, "drop queries that are not a question or an instruction")
     drop_truncated: bool = knob(True, "drop queries and responses that hit their token limit")

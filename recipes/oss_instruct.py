@@ -33,6 +33,9 @@ class OSSInstructConfig(CodeSourceConfig):
     snippet_min_lines: int = knob(1, "fewest consecutive lines taken from a document (Magicoder: 1)")
     snippet_max_lines: int = knob(15, "most consecutive lines taken from a document (Magicoder: 15)")
     snippets_per_document: int = knob(1, "fragments drawn from each document, each its own prompt")
+    whole_documents: bool = knob(
+        False, "each document is the fragment as it is (a dataset of fragments, e.g. Magicoder's `seed` column)"
+    )
     max_snippet_chars: int = knob(2000, "fragments are cut to this many characters (minified code has long lines)")
     min_problem_words: int = knob(10, "drop problems shorter than this many words (they cannot state a task)")
     prefill: bool = knob(True, "start the model's answer with the problem heading (small models skip the format)")
@@ -75,13 +78,15 @@ COLUMNS = ["seed_snippet", "lang", "problem", "solution", "source", "model"]
 FEATURES = Features({name: Value("string") for name in COLUMNS})
 
 
-def build_prompts(batch, *, seed, per_document, min_lines, max_lines, max_chars, prefill, chat, system_prompt):
-    """`per_document` fragments per document; each prompt row gets its own `_row` id for its seeds."""
+def build_prompts(batch, *, seed, per_document, whole, min_lines, max_lines, max_chars, prefill, chat, system_prompt):
+    """`per_document` fragments per document (`whole`: the document itself, once); each prompt row gets its own
+    `_row` id for its seeds."""
+    per_document = 1 if whole else per_document
     out = {"seed_snippet": [], "lang": [], "source": [], "prompt": [], ROW_ID: []}
     for row_id, code, lang, path in zip(batch[ROW_ID], batch["code"], batch["lang"], batch["path"]):
         for k in range(per_document):
             prompt_row = row_id * per_document + k
-            snippet = extract_snippet(code, seed, prompt_row, min_lines, max_lines)[:max_chars]
+            snippet = (code if whole else extract_snippet(code, seed, prompt_row, min_lines, max_lines))[:max_chars]
             out["seed_snippet"].append(snippet)
             out["lang"].append(lang)
             out["source"].append(path)
@@ -124,6 +129,7 @@ def main(argv=None):
         fn_kwargs=dict(
             seed=config.seed,
             per_document=config.snippets_per_document,
+            whole=config.whole_documents,
             min_lines=config.snippet_min_lines,
             max_lines=config.snippet_max_lines,
             max_chars=config.max_snippet_chars,

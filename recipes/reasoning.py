@@ -53,11 +53,15 @@ class ReasoningConfig(RecipeConfig):
     force_unclosed: bool = knob(
         False, "budget_forcing also closes a trace the model ended without closing (small models answer inside it)"
     )
-    answer_max_new_tokens: int = knob(1024, "most tokens of an answer generated after a closed trace (budget_forcing)")
+    answer_max_new_tokens: int = knob(
+        1024, "most tokens of an answer generated after a closed trace (budget_forcing)", min=1
+    )
     drop_truncated: bool = knob(True, "drop outputs that hit the token limit")
     check_language: bool = knob(True, "drop answers whose language differs from the question's (zh/en/...)")
     max_repeated_ngrams: float | None = knob(0.3, "drop traces whose share of repeated n-grams is above this (loops)")
-    answer_tolerance: float = knob(1e-6, "relative tolerance when comparing a numeric answer with the reference")
+    answer_tolerance: float = knob(
+        1e-6, "numeric answers are compared to -log10(this) decimal places (math-verify's float_rounding)", min=0
+    )
     dedup: bool = knob(False, "near-dedup the questions before generation")
     # Sampling recommended for thinking models (Qwen3, DeepSeek-R1): T=0.6, top_p=0.95, top_k=20; long outputs.
     max_new_tokens: int = knob(4096, "most tokens per output (trace + answer)")

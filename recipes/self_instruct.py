@@ -67,8 +67,8 @@ class SelfInstructConfig(RecipeConfig):
     max_idle_rounds: int = knob(3, "stop after this many rounds in a row that add no instruction to the pool", min=1)
     max_rounds: int | None = knob(None, "stop after this many rounds whatever the count (None: no limit)")
     max_instances_per_task: int = knob(5, "self_instruct: most instances kept per instruction", min=1)
-    instance_max_new_tokens: int = knob(350, "self_instruct: most tokens generated for a task's instances")
-    instance_temperature: float = knob(0.0, "self_instruct: sampling temperature of the instances (paper: 0)")
+    instance_max_new_tokens: int = knob(350, "self_instruct: most tokens generated for a task's instances", min=1)
+    instance_temperature: float = knob(0.0, "self_instruct: sampling temperature of the instances (paper: 0)", min=0)
     list_regex: str | None = knob(None, "constrain each task-list response to this regex (structured output)")
     instance_regex: str | None = knob(None, "self_instruct: constrain each instances response to this regex")
     # Alpaca's sampling (text-davinci-003): temperature 1.0, top_p 1.0, up to 3,072 new tokens per list

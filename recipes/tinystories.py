@@ -53,7 +53,7 @@ class TinyStoriesConfig(RecipeConfig):
     max_hard_word_share: float = knob(0.1, "drop stories with a larger share of words outside the vocabulary")
     require_words: bool = knob(True, "drop stories that miss one of their three words (or all its inflections)")
     drop_truncated: bool = knob(True, "drop stories and summaries that hit their token limit")
-    summary_max_new_tokens: int = knob(96, "most tokens generated per summary")
+    summary_max_new_tokens: int = knob(96, "most tokens generated per summary", min=1)
     max_new_tokens: int = knob(640, "most tokens generated per story")
     temperature: float = knob(0.8, "sampling temperature")
 

@@ -14,11 +14,16 @@ Each commit is stored with its files, so a test checks the files that arrived, b
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+import pytest
+from huggingface_hub import constants
 
 INITIAL_FILES = {".gitattributes": b"*.parquet filter=lfs diff=lfs merge=lfs -text\n"}
 
@@ -44,8 +49,9 @@ class FakeHub:
     # -- what the tests read ---------------------------------------------------------------------------------
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
+        """The files at a branch, or at a commit (a download pins the commit it found)."""
         repo = self.repos[repo_id]
-        return dict(repo["commits"][repo["branches"][revision]]["files"])
+        return dict(repo["commits"][_commit_of(repo, revision)]["files"])
 
     def commits(self, repo_id: str, revision: str = "main") -> list[dict]:
         """The commits of a branch, oldest first (the repo's initial commit included)."""
@@ -130,7 +136,7 @@ def _handler(hub: FakeHub):
                 action, revision, path = rest[0], rest[1] if len(rest) > 1 else "main", "/".join(rest[2:])
                 if action == "branch" and method == "POST":
                     return self._create_branch(repo, revision, json.loads(self._body() or b"{}"))
-                if revision not in repo["branches"]:
+                if _commit_of(repo, revision) is None:
                     return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
                 if action == "preupload":
                     files = json.loads(self._body())["files"]
@@ -151,7 +157,7 @@ def _handler(hub: FakeHub):
                 files = hub.files(repo_id, revision)
                 if path not in files:
                     return self._error(404, "EntryNotFound", f"{path} does not exist")
-                sha = hub.repos[repo_id]["branches"][revision]
+                sha = _commit_of(hub.repos[repo_id], revision)
                 return self._send(
                     200, raw=files[path], headers={"X-Repo-Commit": sha, "ETag": f'"{_oid(files[path])}"'}
                 )
@@ -214,7 +220,7 @@ def _handler(hub: FakeHub):
             self._send(200, {"commitUrl": f"{hub.url}/datasets/{repo_id}/commit/{sha}", "commitOid": sha})
 
         def _tree(self, repo: dict, revision: str, path: str) -> None:
-            files = repo["commits"][repo["branches"][revision]]["files"]
+            files = repo["commits"][_commit_of(repo, revision)]["files"]
             prefix = f"{path}/" if path else ""
             entries = [
                 {"type": "file", "path": p, "size": len(data), "oid": _oid(data)}
@@ -226,6 +232,28 @@ def _handler(hub: FakeHub):
     return Handler
 
 
+def _commit_of(repo: dict, revision: str) -> str | None:
+    """The commit a revision names: a branch's head, or a commit id itself."""
+    return repo["branches"].get(revision) or (revision if revision in repo["commits"] else None)
+
+
 def _oid(data: bytes) -> str:
     """The git blob id of `data`, as the Hub reports it."""
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+TOKEN = "hf_TESTtoken0123456789abcdefSECRET"
+
+
+@contextlib.contextmanager
+def online(hub: FakeHub, token: str | None = TOKEN):
+    """HF_ENDPOINT at the fake Hub, a token in HF_TOKEN (or none at all), and huggingface_hub allowed online."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_ENDPOINT", hub.url)
+        mp.setattr(constants, "HF_HUB_OFFLINE", False)
+        mp.setattr(constants, "HF_TOKEN_PATH", str(Path(hub.url.replace(":", "_")) / "no-token-file"))
+        if token:
+            mp.setenv("HF_TOKEN", token)
+        else:
+            mp.delenv("HF_TOKEN", raising=False)
+        yield

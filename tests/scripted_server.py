@@ -4,6 +4,8 @@ chosen model outputs (the tiny random model writes noise). A real vLLM server is
 
     with ScriptedServer(reply=lambda body: "## Solution ...") as server:
         run_recipe("oss_instruct", ..., "--backend", "openai", "--base_url", server.url)
+
+`reply` may return the message's fields instead of its text, e.g. {"content": ..., "reasoning_content": ...}.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def last_user_message(body: dict) -> str:
 
 class ScriptedServer:
     """Answers chat and raw completions with `reply(body)`; `script(body, attempt)` may return (status, headers)
-    to fail a request. `/models` lists `models`, each owned by `owned_by` when given (vLLM says "vllm")."""
+    to fail a request. `/models` lists `models`, each owned by `owned_by` when given (vLLM says "vllm"); with
+    `models=None` it answers 404, as servers without a model list do."""
 
     def __init__(self, script=None, models=("tiny-random",), api_key=None, delay=0.02, reply=None, owned_by=None):
         self.script = script or (lambda body, attempt: None)
@@ -70,6 +73,8 @@ class ScriptedServer:
             def do_GET(self):
                 if outer.api_key and self.headers.get("Authorization") != f"Bearer {outer.api_key}":
                     return self._send(401, {"error": {"message": "bad key"}})
+                if outer.models is None:
+                    return self._send(404, {"error": {"message": "no such route"}})
                 owner = {"owned_by": outer.owned_by} if outer.owned_by else {}
                 data = [{"id": m, "object": "model", **owner} for m in outer.models]
                 self._send(200, {"object": "list", "data": data})
@@ -89,17 +94,20 @@ class ScriptedServer:
                     if failure:
                         status, headers = failure
                         return self._send(status, {"error": {"message": f"scripted {status}"}}, headers)
-                    text = outer.reply(body)
+                    reply = outer.reply(body)  # the text, or the message's fields (content, reasoning_content, ...)
+                    message = dict(reply) if isinstance(reply, dict) else {"content": reply}
+                    finish_reason = message.pop("finish_reason", None)
                     usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
                     if self.path.endswith("/chat/completions"):
                         choice = {
                             "index": 0,
-                            "message": {"role": "assistant", "content": text},
-                            "finish_reason": "stop",
+                            "message": {"role": "assistant", **message},
+                            "finish_reason": finish_reason or "stop",
                         }
                         obj = "chat.completion"
                     else:
-                        choice = {"index": 0, "text": text, "finish_reason": "length"}
+                        text = message.pop("content")
+                        choice = {"index": 0, "text": text, "finish_reason": finish_reason or "length", **message}
                         obj = "text_completion"
                     self._send(
                         200,

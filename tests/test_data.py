@@ -50,3 +50,35 @@ def test_missing_path_and_unreachable_hub_id_say_how_to_fix(tmp_path):
         load_rows(str(tmp_path / "nope.jsonl"))
     with pytest.raises(UserError, match="HF_HUB_OFFLINE"):  # conftest sets HF_HUB_OFFLINE=1
         load_rows("some-org/some-dataset-that-is-not-cached")
+
+
+def test_input_digests_follow_the_content_not_the_path_or_the_time(tmp_path):
+    import os
+    import shutil
+
+    from builders.data import input_digests
+
+    data, template = tmp_path / "a.jsonl", tmp_path / "t.jsonl.jinja"
+    write_jsonl(data, [{"text": "alpha"}, {"text": "beta"}])
+    template.write_text("{{ text }}")
+    values = {"dataset": str(data), "steps": [{"template": str(template)}], "model": str(data), "seed": 1}
+    first = input_digests(values)
+    assert set(first) == {"dataset", "steps[0].template"}  # the model is named by its path, not hashed
+
+    os.utime(data, (0, 0))
+    assert input_digests(values) == first  # the time is not the content
+    shutil.copy(data, tmp_path / "b.jsonl")
+    assert input_digests({**values, "dataset": str(tmp_path / "b.jsonl")}) == first  # nor is the path
+    write_jsonl(data, [{"text": "alpha"}, {"text": "gamma"}])  # same size, other bytes
+    assert input_digests(values)["dataset"] != first["dataset"]
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_jsonl(folder / "part-0.jsonl", [{"text": "x"}])
+    before = input_digests({"dataset": str(folder)})["dataset"]
+    (folder / ".cache").mkdir()  # hidden entries are not input
+    (folder / ".cache" / "x").write_text("x")
+    assert input_digests({"dataset": str(folder)})["dataset"] == before
+    (folder / "part-0.jsonl").rename(folder / "part-1.jsonl")
+    assert input_digests({"dataset": str(folder)})["dataset"] != before
+    assert input_digests({"dataset": ".", "split": "train"}) == {}  # the working folder is no input

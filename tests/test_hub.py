@@ -20,29 +20,14 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from datasets import Dataset, load_dataset
-from fake_hub import FakeHub
-from huggingface_hub import DatasetCard, constants
+from fake_hub import TOKEN, FakeHub, online
+from huggingface_hub import DatasetCard
 
 from conftest import REPO, load_recipe, recipe_error, run_recipe
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")
-TOKEN = "hf_TESTtoken0123456789abcdefSECRET"
 FINAL = ["README.md", "config.yaml", "data", "images", "stats.json"]
-
-
-@contextlib.contextmanager
-def online(hub: FakeHub, token: str | None = TOKEN):
-    """HF_ENDPOINT at the fake Hub, a token in HF_TOKEN (or none at all), and huggingface_hub allowed online."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_ENDPOINT", hub.url)
-        mp.setattr(constants, "HF_HUB_OFFLINE", False)
-        mp.setattr(constants, "HF_TOKEN_PATH", str(Path(hub.url.replace(":", "_")) / "no-token-file"))
-        if token:
-            mp.setenv("HF_TOKEN", token)
-        else:
-            mp.delenv("HF_TOKEN", raising=False)
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +220,10 @@ def test_a_second_config_and_a_branch_keep_what_is_already_there(published, tmp_
         half = table.num_rows // 2
         pq.write_table(table.slice(0, half), two / "data" / "train-00000-of-00002.parquet")
         pq.write_table(table.slice(half), two / "data" / "train-00001-of-00002.parquet")
+        run = json.loads((two / "run.json").read_text())  # as a run that wrote two shards records them
+        files = {k: v for k, v in run["files"].items() if not k.startswith("data/")}
+        files.update({f"data/{p.name}": p.stat().st_size for p in (two / "data").glob("*.parquet")})
+        (two / "run.json").write_text(json.dumps({**run, "files": files}))
         load_recipe("push").main(["--output_dir", str(two), "--hub_repo_id", repo, "--hub_revision", "v2"])
         assert "data/train-00000-of-00001.parquet" in hub.files(repo)  # main is untouched
         on_branch = hub.files(repo, "v2")

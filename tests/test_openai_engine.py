@@ -2,8 +2,12 @@
 what a request that keeps failing becomes, and what it refuses at start-up. A real vLLM server is used in
 tests/test_openai_server.py; this one (tests/scripted_server.py) can answer 429, 503 or 400 on demand."""
 
+import contextlib
+import functools
 import json
+import threading
 from collections import Counter
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -239,3 +243,128 @@ def test_curate_seeds_labels_are_parsed_as_free_text_when_the_server_is_not_vllm
         ]
     kept = load_dataset(str(out), split="train")
     assert len(kept) == 40 and set(zip(kept["topic"], kept["educational_score"])) == {("Everyday science", 4)}
+
+
+def test_501_and_a_4xx_other_than_408_and_429_are_not_retried():
+    def script(body, attempt):
+        status = int(body["prompt"])
+        return (status, {}) if attempt == 1 or status in (501, 409, 404) else None
+
+    with ScriptedServer(script) as server:
+        out = engine_for(server).generate(["501", "409", "404", "408", "429", "503"], Sampling(), list(range(6)))
+    reasons = [cs[0].finish_reason for cs in out]
+    assert reasons == ["error", "error", "error", "length", "length", "length"]
+    tries = {json.loads(key.rstrip("0123456789")): n for key, n in server.attempts.items()}
+    assert tries == {"501": 1, "409": 1, "404": 1, "408": 2, "429": 2, "503": 2}
+
+
+def test_a_server_without_a_model_list_must_answer_one_request_of_one_token():
+    with ScriptedServer(models=None) as server:
+        engine = OpenAIEngine.from_config(config(server.url))
+        assert [body["max_tokens"] for _, body in server.bodies] == [1] and not engine.structured_output
+    with ScriptedServer(lambda body, attempt: (404, {}), models=None) as server:
+        with pytest.raises(UserError, match=r"answered a one-token request with NotFoundError 404.*set model to the"):
+            OpenAIEngine.from_config(config(server.url))
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    """`python -m http.server`: GET serves the folder's files, POST is 501 (it has no POST)."""
+
+    def log_message(self, *args):
+        pass
+
+
+class HtmlEverywhere(QuietFiles):
+    """A web app that answers every path, GET or POST, with the same HTML page."""
+
+    def do_GET(self):
+        page = b"<html><body>Welcome</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+    do_POST = do_GET
+
+
+@contextlib.contextmanager
+def web_server(folder, handler):
+    """A web server that is not an inference server, on 127.0.0.1; yields the base_url a user would give."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("handler", [QuietFiles, HtmlEverywhere], ids=["http.server", "html-everywhere"])
+def test_a_web_server_that_is_not_an_inference_server_is_refused_before_any_output(handler, tmp_path, capsys):
+    from conftest import REPO, recipe_error
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<html>hello</html>")
+    out = tmp_path / "o"
+    smoke = ["--config", REPO / "configs" / "cosmopedia" / "smoke.yaml", "--output_dir", out]
+    with web_server(tmp_path / "site", handler) as url:
+        message = recipe_error(capsys, "cosmopedia", *smoke, "--backend", "openai", "--base_url", url)
+    assert message.startswith(f"error: the server at {url} does not speak the OpenAI API (")
+    expected = "GET /models gave " if handler is HtmlEverywhere else "a request gave InternalServerError 501"
+    assert expected in message and "set base_url to an OpenAI-compatible server's /v1 URL" in message
+    assert not out.exists()
+
+
+def test_a_run_whose_every_request_fails_is_an_error_not_an_empty_dataset(tmp_path, capsys):
+    from conftest import REPO, recipe_error
+
+    out = tmp_path / "o"
+    smoke = ["--config", REPO / "configs" / "cosmopedia" / "smoke.yaml", "--output_dir", out]
+    with ScriptedServer(lambda body, attempt: (400, {})) as server:
+        message = recipe_error(capsys, "cosmopedia", *smoke, "--backend", "openai", "--base_url", server.url)
+    assert message.startswith(
+        "error: stage 'generate': every request of its first batch failed (8 of 8; the first: BadRequestError 400"
+    )
+    assert len(server.bodies) == 8  # one try each: a 400 is not retried
+    assert not out.exists()  # no empty dataset passes as a result, and the folder it made is gone again
+
+
+def thinking_server_reply(body):
+    """A server with a reasoning parser (vLLM's, DeepSeek's, DashScope's): the trace comes beside the answer."""
+    if body.get("seed", 0) % 3 == 0:  # a trace cut by the token limit: no answer at all
+        return {"content": None, "reasoning_content": f"trace {body['seed']} ran", "finish_reason": "length"}
+    return {"content": f"The answer is {body['seed']}.", "reasoning_content": f"Let me think about {body['seed']}."}
+
+
+def test_a_trace_in_reasoning_content_becomes_the_think_block():
+    with ScriptedServer(reply=thinking_server_reply) as server:
+        engine = engine_for(server)
+        chat = engine.generate([[{"role": "user", "content": "q"}]] * 2, Sampling(), [7, 9])
+        raw = engine.generate(["q"], Sampling(), [8])
+    assert chat[0][0].text == "<think>\nLet me think about 7.\n</think>\n\nThe answer is 7."
+    assert chat[1][0].text == "<think>\ntrace 9 ran" and chat[1][0].finish_reason == "length"  # left open
+    assert raw[0][0].text == "<think>\nLet me think about 8.\n</think>\n\nThe answer is 8."
+
+
+def test_the_reasoning_recipe_reads_traces_from_reasoning_content(tmp_path):
+    from conftest import REPO, run_recipe
+
+    out = tmp_path / "o"
+    with ScriptedServer(reply=thinking_server_reply) as server:
+        run_recipe(
+            "reasoning",
+            *("--config", REPO / "configs" / "reasoning" / "smoke.yaml", "--output_dir", out),
+            *("--backend", "openai", "--base_url", server.url, "--prefill_think", "false"),
+            *("--budget_forcing", "false", "--drop_truncated", "true"),
+        )
+    rows = load_dataset(str(out), split="train").to_list()
+    assert rows
+    for row in rows:
+        seed = int(row["answer"].removeprefix("The answer is ").rstrip("."))
+        assert row["reasoning"] == f"Let me think about {seed}."
+        assert (
+            row["messages"][1]["content"] == f"<think>\nLet me think about {seed}.\n</think>\n\nThe answer is {seed}."
+        )
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["stages"][-1]["dropped"] == {"truncated": 8 - len(rows)} and len(rows) < 8

@@ -8,6 +8,7 @@ import pytest
 
 from builders.filters.checks import apply_checks
 from builders.filters.repetition import repeated_ngram_fraction, text_units
+from builders.methods.reasoning.answer_check import answer_is_right, math_text
 from builders.methods.reasoning.math_answers import (
     answers_match,
     extract_final_answer,
@@ -95,27 +96,28 @@ def test_template_that_opens_the_block_is_detected(tiny_model):
 # --- final answers -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "answer, reference, expected",
-    [
-        ("So the final answer is \\boxed{\\frac{3}{4}}.", "3/4", True),
-        ("45 minutes is $\\boxed{\\dfrac{3}{4}}$ of an hour.", "0.75", True),
-        ("The answer is 0.75 hours.", "3/4", True),
-        ("The sale price is $30.00.", "30", True),
-        ("15% of 240 is 36.", "36", True),
-        ("Natalia sold 48 + 24 = 72 clips.\n#### 72", "#### 72", True),
-        ("一本书一共读了 30 + 40 = 70 页。答案是 70 页。", "70", True),
-        ("小明现在有 9 个苹果。计算过程：5 + 7 - 3 = 9。", "9个", True),
-        ("Solving 3x + 7 = 25 gives x = 6.", "6", True),
-        ("The discount is 0.25 of the price.", "25%", True),
-        ("About 25% of the price.", "0.25", True),
-        ("The company earned 1,200 dollars.", "$1,200", True),
-        ("17 × 23 = 381", "391", False),
-        ("The answer is \\boxed{72}.", "27", False),
-        ("I am not sure how to compute this.", "18", False),
-        ("The average speed is 72 km/h.", "72 km/h", True),
-    ],
-)
+# (answer, reference, whether it is right): benchmarks/math_answers.py compares both checkers on these lists
+FINAL_ANSWER_CASES = [
+    ("So the final answer is \\boxed{\\frac{3}{4}}.", "3/4", True),
+    ("45 minutes is $\\boxed{\\dfrac{3}{4}}$ of an hour.", "0.75", True),
+    ("The answer is 0.75 hours.", "3/4", True),
+    ("The sale price is $30.00.", "30", True),
+    ("15% of 240 is 36.", "36", True),
+    ("Natalia sold 48 + 24 = 72 clips.\n#### 72", "#### 72", True),
+    ("一本书一共读了 30 + 40 = 70 页。答案是 70 页。", "70", True),
+    ("小明现在有 9 个苹果。计算过程：5 + 7 - 3 = 9。", "9个", True),
+    ("Solving 3x + 7 = 25 gives x = 6.", "6", True),
+    ("The discount is 0.25 of the price.", "25%", True),
+    ("About 25% of the price.", "0.25", True),
+    ("The company earned 1,200 dollars.", "$1,200", True),
+    ("17 × 23 = 381", "391", False),
+    ("The answer is \\boxed{72}.", "27", False),
+    ("I am not sure how to compute this.", "18", False),
+    ("The average speed is 72 km/h.", "72 km/h", True),
+]
+
+
+@pytest.mark.parametrize("answer, reference, expected", FINAL_ANSWER_CASES)
 def test_final_answer_against_reference(answer, reference, expected):
     assert answers_match(extract_final_answer(answer), parse_reference(reference)) is expected
 
@@ -136,41 +138,41 @@ def test_numbers_compare_exactly_or_within_tolerance():
     assert answers_match("3.1416", parse_reference("3.14159"), tolerance=1e-4)
 
 
-@pytest.mark.parametrize(
-    "answer, reference",
-    [
-        ("So the answer is $\\boxed{\\frac{1}{\\sqrt{2}}}$.", "1"),
-        ("The length is \\boxed{2\\sqrt{3}}.", "2"),
-        ("The area is \\boxed{12\\pi}.", "12"),
-        ("The area is \\boxed{12\\pi} square units.", "\\boxed{12}"),
-        ("Hence \\boxed{x^2 + 1}.", "\\boxed{x^2 + 2}"),  # two expressions that share a digit
-        ("The answer is \\boxed{3x}.", "3"),
-        ("The diagonal of the square is $2\\sqrt{3}$.", "3"),  # no marker: the last formula, read whole
-        ("\\boxed{x + 1}", "\\boxed{y + 1}"),
-        ("\\boxed{\\frac{2}{3}\\pi}", "\\frac{2}{3}"),
-    ],
-)
+CONTAINS_THE_DIGITS_CASES = [
+    ("So the answer is $\\boxed{\\frac{1}{\\sqrt{2}}}$.", "1"),
+    ("The length is \\boxed{2\\sqrt{3}}.", "2"),
+    ("The area is \\boxed{12\\pi}.", "12"),
+    ("The area is \\boxed{12\\pi} square units.", "\\boxed{12}"),
+    ("Hence \\boxed{x^2 + 1}.", "\\boxed{x^2 + 2}"),  # two expressions that share a digit
+    ("The answer is \\boxed{3x}.", "3"),
+    ("The diagonal of the square is $2\\sqrt{3}$.", "3"),  # no marker: the last formula, read whole
+    ("\\boxed{x + 1}", "\\boxed{y + 1}"),
+    ("\\boxed{\\frac{2}{3}\\pi}", "\\frac{2}{3}"),
+]
+
+
+@pytest.mark.parametrize("answer, reference", CONTAINS_THE_DIGITS_CASES)
 def test_an_answer_that_merely_contains_the_references_digits_is_wrong(answer, reference):
     assert not answers_match(extract_final_answer(answer), parse_reference(reference))
 
 
-@pytest.mark.parametrize(
-    "answer, reference",
-    [
-        ("\\boxed{0.5}", "\\frac{1}{2}"),
-        ("\\boxed{\\frac{\\sqrt{2}}{2}}", "\\boxed{\\frac{1}{\\sqrt{2}}}"),
-        ("The side is \\boxed{2\\sqrt{3}} cm.", "\\sqrt{12}"),
-        ("The circumference is $\\boxed{6\\pi}$.", "\\boxed{2 \\cdot 3\\pi}"),
-        ("The population is \\boxed{1 000}.", "1,000"),  # a space as the thousands separator
-        ("The answer is 50 percent.", "0.5"),  # a percentage matches its fraction (and its number)
-        ("\\boxed{2^{10}}", "1024"),
-        ("\\boxed{3 \\times 4 \\div 2}", "6"),
-        ("\\boxed{\\dfrac{\\pi}{2}}", "1.5707963267948966"),
-        ("\\boxed{\\sqrt[3]{8}}", "2"),
-        ("so $x = \\tfrac{3}{2}$.", "1.5"),
-        ("\\boxed{\\dfrac{a}{b}}", "\\boxed{\\frac{a}{b}}"),  # not numbers: the normalised strings are compared
-    ],
-)
+EQUIVALENT_FORMS_CASES = [
+    ("\\boxed{0.5}", "\\frac{1}{2}"),
+    ("\\boxed{\\frac{\\sqrt{2}}{2}}", "\\boxed{\\frac{1}{\\sqrt{2}}}"),
+    ("The side is \\boxed{2\\sqrt{3}} cm.", "\\sqrt{12}"),
+    ("The circumference is $\\boxed{6\\pi}$.", "\\boxed{2 \\cdot 3\\pi}"),
+    ("The population is \\boxed{1 000}.", "1,000"),  # a space as the thousands separator
+    ("The answer is 50 percent.", "0.5"),  # a percentage matches its fraction (and its number)
+    ("\\boxed{2^{10}}", "1024"),
+    ("\\boxed{3 \\times 4 \\div 2}", "6"),
+    ("\\boxed{\\dfrac{\\pi}{2}}", "1.5707963267948966"),
+    ("\\boxed{\\sqrt[3]{8}}", "2"),
+    ("so $x = \\tfrac{3}{2}$.", "1.5"),
+    ("\\boxed{\\dfrac{a}{b}}", "\\boxed{\\frac{a}{b}}"),  # not numbers: the normalised strings are compared
+]
+
+
+@pytest.mark.parametrize("answer, reference", EQUIVALENT_FORMS_CASES)
 def test_equivalent_forms_of_one_answer_match(answer, reference):
     assert answers_match(extract_final_answer(answer), parse_reference(reference))
 
@@ -189,6 +191,75 @@ def test_only_numeric_references_are_checked():
     assert parse_reference("") is None and parse_reference(None) is None
     assert parse_reference(18).value == 18
     assert parse_reference("The average is \\boxed{18}").value == 18
+
+
+# --- the recipe's answer check: math-verify, and ours where a case shows it misses ------------------------------
+
+ALL_CASES = (
+    FINAL_ANSWER_CASES
+    + [(answer, reference, False) for answer, reference in CONTAINS_THE_DIGITS_CASES]
+    + [(answer, reference, True) for answer, reference in EQUIVALENT_FORMS_CASES]
+)
+
+
+@pytest.mark.parametrize("answer, reference, expected", ALL_CASES)
+def test_the_answer_check_on_every_case(answer, reference, expected):
+    assert answer_is_right(answer, reference) is expected
+
+
+def math_verify_alone(answer, reference) -> bool:
+    """math-verify as open-r1 calls it, the reference read as LaTeX math when it is a bare formula."""
+    from math_verify import parse, verify
+
+    return verify(parse(math_text(reference)), parse(answer))
+
+
+@pytest.mark.parametrize(
+    "answer, reference, expected",
+    [
+        ("一本书一共读了 30 + 40 = 70 页。答案是 70 页。验算：70 - 30 = 40。", "70", True),  # its last number: 40
+        ("答案是 70 页，因为第一天读了 30 页，第二天读了 40 页。", "70", True),
+        ("所以最终答案为 12 个，比原来多 3 个。", "12", True),
+        ("答案是 40 页。验算：30 + 40 = 70。", "70", False),  # its last number: 70
+        ("The population is \\boxed{1 000}.", "1,000", True),  # math-verify: 1 * 0
+        ("The population is \\boxed{1\\,000}.", "1000", True),
+    ],
+)
+def test_where_math_verify_misses_our_code_decides(answer, reference, expected):
+    assert math_verify_alone(answer, reference) is not expected
+    assert answer_is_right(answer, reference) is expected
+
+
+def test_a_bare_latex_reference_is_read_as_math():
+    from math_verify import parse
+
+    assert parse("16\\pi") == [16, "16"] and parse("\\sqrt{12}") == []  # unwrapped: 16, and nothing
+    assert answer_is_right("The circumference is 50.26548245743669 cm.", "16\\pi")  # text-davinci-003's answer
+    assert answer_is_right("The side is \\boxed{2\\sqrt{3}} cm.", "\\sqrt{12}")
+    assert not answer_is_right("The circumference is 16 cm.", "16\\pi")
+
+
+def test_a_reference_that_is_not_a_math_answer_is_not_checked():
+    assert math_verify_alone("I would buy 4 pears.", "3 apples and 4 pears")  # math-verify reads the reference as 4
+    assert answer_is_right("I would buy 4 pears.", "3 apples and 4 pears") is None
+    assert answer_is_right("The capital is Lyon.", "Paris") is None and answer_is_right("12", None) is None
+
+
+@pytest.mark.parametrize(
+    "answer, reference",
+    [
+        ("The final answer is 3/4 of an hour, i.e. 45 minutes.", "3/4"),
+        ("The answer is 70 pages, since 30 + 40 = 70.", "70"),
+    ],
+)
+def test_math_verify_reads_answers_our_extraction_missed(answer, reference):
+    assert not answers_match(extract_final_answer(answer), parse_reference(reference))
+    assert answer_is_right(answer, reference)
+
+
+def test_answer_tolerance_is_decimal_places():
+    assert answer_is_right("The answer is 3.1416.", "3.14159") is False
+    assert answer_is_right("The answer is 3.1416.", "3.14159", tolerance=1e-4) is True
 
 
 # --- loops ---------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ The SIGKILL test kills a real recipe process and runs the same command again; th
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from builders.generation.checkpoint import CheckpointStore
 from builders.generation.engines import Completion, Sampling
 from builders.generation.stage import GenerationReport, generate_column
 from builders.output.sink import claim_output_dir, is_complete, publish, recover, staging_dir
-from conftest import REPO, run_recipe
+from conftest import COSMOPEDIA_SEEDS, REPO, recipe_error, run_recipe
 
 SMOKE = str(REPO / "configs" / "cosmopedia" / "smoke.yaml")
 ARGS = ["--config", SMOKE, "--num_samples", 24, "--batch_size", 2]  # 12 batches: a kill lands mid-run
@@ -47,6 +48,7 @@ def test_kill_9_mid_generation_then_the_same_command_gives_the_uninterrupted_dat
     finished = len(list(chunks.rglob("*.parquet")))
     assert 4 <= finished < 12, "the kill must land mid-generation"
     assert not (out / "data").exists() and not is_complete(out)
+    assert (out / ".lock").exists()  # the lock file stays; its lock died with the process: the rerun may take it
 
     run_recipe("cosmopedia", *ARGS, "--output_dir", out)  # the same command again
     stats = json.loads((out / "stats.json").read_text())["generation"]
@@ -72,17 +74,82 @@ def test_a_rerun_that_changes_the_data_refuses_and_names_the_keys(reference, cap
     assert json.loads((reference / "stats.json").read_text())["generation"]["batches_resumed"] == 12
 
 
+@pytest.mark.vllm
+def test_a_rerun_on_an_edited_input_refuses_and_overwrite_generates_from_the_new_input(tmp_path, capsys):
+    """The issue's reproduction: 8 seeds, then 8 others in the same file; the checkpoints belong to the first."""
+    lines = COSMOPEDIA_SEEDS.read_text().splitlines()
+    source, out = tmp_path / "IN.jsonl", tmp_path / "out"
+    command = ["--config", SMOKE, "--dataset", source, "--batch_size", 4, "--output_dir", out]
+    source.write_text("\n".join(lines[:8]) + "\n")
+    run_recipe("cosmopedia", *command)
+    first = final_files(out)
+
+    source.write_text("\n".join(lines[19:27]) + "\n")
+    message = recipe_error(capsys, "cosmopedia", *command)
+    assert message == (
+        f"error: the input changed since the checkpoints in '{out}' were written (the content of dataset differs); "
+        "pass --overwrite to generate again from the new input, or restore the old one"
+    )
+    assert final_files(out) == first  # the folder is as it was
+
+    run_recipe("cosmopedia", *command, "--overwrite")
+    generation = json.loads((out / "stats.json").read_text())["generation"]
+    assert (generation["batches_resumed"], generation["batches_generated"]) == (0, 2)
+    new_seeds = [json.loads(line)["text"][:40] for line in lines[19:27]]
+    assert all(
+        any(s.startswith(seed) for seed in new_seeds) for s in load_dataset(str(out), split="train")["seed_data"]
+    )
+
+
+@pytest.mark.vllm
+def test_a_broken_or_misplaced_checkpoint_is_set_aside_and_generated_again(reference, tmp_path, caplog):
+    """A truncated chunk, an empty one, then a valid chunk under another batch's name: each is found when read,
+    set aside as *.bad and generated again; the rows are the uninterrupted run's."""
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    chunks = sorted((out / ".checkpoints").rglob("*.parquet"))
+    assert len(chunks) == 12
+    chunks[3].write_bytes(chunks[3].read_bytes()[:200])  # truncated
+    chunks[7].write_bytes(b"")  # empty
+    run_recipe("cosmopedia", *ARGS, "--output_dir", out)
+    generation = json.loads((out / "stats.json").read_text())["generation"]
+    assert (generation["batches_resumed"], generation["batches_generated"]) == (10, 2)
+    assert sorted(p.name for p in chunks[0].parent.glob("*.bad")) == [chunks[3].name + ".bad", chunks[7].name + ".bad"]
+    assert load_dataset(str(out), split="train").to_list() == load_dataset(str(reference), split="train").to_list()
+
+    shutil.copyfile(chunks[0], chunks[5])  # rows 0-1 under the name of rows 10-11
+    caplog.clear()
+    run_recipe("cosmopedia", *ARGS, "--output_dir", out)
+    generation = json.loads((out / "stats.json").read_text())["generation"]
+    assert (generation["batches_resumed"], generation["batches_generated"]) == (11, 1)
+    warning = next(r.getMessage() for r in caplog.records if "set aside" in r.getMessage())
+    assert warning.endswith("it holds rows [0]..[1] (2), not the 2 rows [10]..[11]")
+    assert load_dataset(str(out), split="train").to_list() == load_dataset(str(reference), split="train").to_list()
+
+
+def final_files(out) -> dict[str, bytes]:
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and not p.relative_to(out).as_posix().startswith((".checkpoints", ".lock"))
+    }
+
+
+RECORD = {"recipe": "test", "fingerprint_hash": "abc", "config": {"seed": 1}, "inputs": {}}
+
+
 def old_and_new_versions(out):
     """Publish an old version, then stage a new one (different files) ready to publish."""
     for version, names in (("old", ["data", "images", "README.md", "stats.json"]), ("new", ["data", "rejected"])):
-        claim_output_dir(out, "test", {"seed": 1}, "abc")  # a run starts: the folder is not complete until it ends
+        out.mkdir(parents=True, exist_ok=True)
+        claim_output_dir(out, RECORD)  # a run starts: a first run's folder is not complete until it ends
         staging = staging_dir(out)
         for name in names:
             path = staging / name / "part.txt" if name in ("data", "images", "rejected") else staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"{version} {name}")
         if version == "old":
-            publish(staging, out)
+            publish(staging, out, RECORD)
     return staging
 
 
@@ -120,7 +187,7 @@ def test_a_crash_at_any_step_of_publish_leaves_the_old_version_or_the_new_one(tm
         staging = old_and_new_versions(out)
         monkeypatch.setattr(os, "replace", crash_on_call(crash_at, real_replace, Crash))
         try:
-            publish(staging, out)
+            publish(staging, out, RECORD)
             crashed = False
         except Crash:
             crashed = True
@@ -131,7 +198,7 @@ def test_a_crash_at_any_step_of_publish_leaves_the_old_version_or_the_new_one(tm
         recover(out)
         state = {k: v for k, v in final_state(out).items() if not k.startswith(".staging/")}
         assert state in (old, new), (crash_at, state)
-        assert is_complete(out) == (state == new)
+        assert is_complete(out)  # either version is a finished run's: the old one stays publishable until the commit
         outcomes.append("new" if state == new else "old")
     assert (
         outcomes.count("old") == 2 and outcomes.count("new") >= 6

@@ -34,7 +34,7 @@ class DedupSettings:
     seed: int = 42
     units: Literal["auto", "word", "char"] = "auto"  # word or character n-grams; auto decides per row
     exact: bool = True  # an exact pass (normalised text) before MinHash
-    backend: Literal["memory", "spark"] = "memory"
+    backend: Literal["memory", "spark", "text-dedup"] = "memory"  # text-dedup: its own code decides
     spark_master: str | None = None  # backend spark: the cluster (default local[*])
     num_proc: int | None = None  # threads of the in-memory stage (None: every core this process may use)
 
@@ -45,6 +45,7 @@ class DedupSettings:
             ngram=config.dedup_ngram,
             num_perm=config.dedup_num_perm,
             seed=config.seed,
+            backend=config.dedup_engine,
         )
         return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -55,8 +56,13 @@ def _with_reason(rows: Dataset, reason: str) -> Dataset:
 
 def dedup_rows(ds: Dataset, column: str, settings: DedupSettings, scratch: Path) -> StageResult:
     """Exact dedup, then MinHash near-dedup; the first row of each cluster survives. `scratch` is where Spark
-    writes (on a cluster, a folder every executor reads)."""
+    writes (on a cluster, a folder every executor reads). The text-dedup backend differs: `builders.dedup.textdedup`."""
     from builders.dedup.minhash import exact_dedup, minhash_dedup
+
+    if settings.backend == "text-dedup":
+        from builders.dedup.textdedup import text_dedup_stage
+
+        return text_dedup_stage(ds, column, settings, scratch)
 
     minhash = {
         "threshold": settings.threshold,

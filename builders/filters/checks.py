@@ -66,14 +66,16 @@ def generation_checks(
     min_tokens: int = 0,
     drop_truncated: bool = False,
 ) -> list[Check]:
-    """Checks every generation stage needs: failed request, empty text, truncated, too short.
+    """Checks every generation stage needs: failed request, prompt the engine refused, empty text, truncated, too
+    short.
 
     The boundaries do not overlap: a row is `too_short` only when it has fewer than `min_tokens`
     completion tokens, so a row with exactly `min_tokens` is kept.
     """
 
     def request_ok(row: dict) -> tuple[bool, str | None]:
-        return (row.get("finish_reason") != "error", "request_failed")
+        reason = row.get("finish_reason")
+        return (reason not in ("error", "rejected"), "request_failed" if reason == "error" else "prompt_rejected")
 
     def not_empty(row: dict) -> tuple[bool, str | None]:
         return (bool((row[column] or "").strip()), "empty")

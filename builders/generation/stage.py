@@ -19,11 +19,13 @@ import datasets
 from datasets import Dataset
 
 from builders.data import ROW_ID
+from builders.errors import UserError
 from builders.generation import distributed
 from builders.generation.checkpoint import CheckpointStore
 from builders.generation.engines import Completion, Engine, Prompt, Sampling
 
 GENERATION_COLUMNS = ("finish_reason", "prompt_tokens", "completion_tokens")
+FAILED = ("error", "rejected")  # finish reasons of a request that gave no text
 
 
 def row_seed(seed: int, row_id: int, salt: str = "") -> int:
@@ -83,9 +85,14 @@ def generate_column(
     start_row = mine.start * batch_size
     part = ds.select(range(start_row, min(mine.stop * batch_size, len(ds))))
 
+    written = _written_columns(output_column, explode=sampling.n > 1)
+    succeeded = False  # a request of this stage came back in this process: later failures are an outage
+
     def generate_batch(batch: dict[str, list], indices: list[int]) -> dict[str, list]:
+        nonlocal succeeded
         start, end = start_row + indices[0], start_row + indices[-1] + 1
-        cached = store.load(stage, start, end)
+        expected = _expected_chunk(batch, prompt_column, written, sampling.n if sampling.n > 1 else 1)
+        cached = store.load(stage, start, end, expected)
         if cached is not None and "error" not in cached.get("finish_reason", ()):
             report.chunks_resumed += 1
             return cached
@@ -96,6 +103,14 @@ def generate_column(
         began = time.perf_counter()
         results = engine.generate(prompts, sampling, seeds)
         report.engine_seconds += time.perf_counter() - began
+        failed = [c for cs in results for c in cs if c.finish_reason in FAILED]
+        if not succeeded and len(failed) == sum(map(len, results)):
+            raise UserError(
+                f"stage '{stage}': every request of its first batch failed ({len(failed)} of {len(failed)}; the first: "
+                f"{failed[0].error}); nothing was generated: fix the model settings or the server, then run the same "
+                "command again"
+            )
+        succeeded = True
         out = _rows_with_completions(batch, results, output_column, explode=sampling.n > 1)
         report.completion_tokens += sum(out["completion_tokens"])
         report.chunks_generated += 1
@@ -150,11 +165,36 @@ def _check_same_input(ds: Dataset, stage: str, prompt_column: str) -> None:
         )
 
 
+def _written_columns(output_column: str, explode: bool) -> tuple[str, ...]:
+    # with n > 1, a `sample_index` from an earlier stage is replaced (the row id keeps the whole lineage)
+    return (output_column, *GENERATION_COLUMNS, *(["sample_index"] if explode else []))
+
+
+def _expected_chunk(batch: dict[str, list], prompt_column: str, written: tuple[str, ...], n: int):
+    """What a checkpoint of `batch` must hold: the row ids of exactly these rows (each row's samples with n > 1),
+    their prompts, and the stage's columns. Returns a check: columns -> what is wrong, or None."""
+    ids = [row * n + k for row in batch[ROW_ID] for k in range(n)] if n > 1 else list(batch[ROW_ID])
+    names = set(batch) | set(written)
+
+    def problem(columns: dict[str, list]) -> str | None:
+        if set(columns) != names:
+            return f"its columns are {sorted(columns)}, not the stage's {sorted(names)}"
+        if columns[ROW_ID] != ids:
+            got = columns[ROW_ID]
+            return f"it holds rows {got[:1]}..{got[-1:]} ({len(got)}), not the {len(ids)} rows {ids[:1]}..{ids[-1:]}"
+        if prompt_column not in written and columns[prompt_column] != [
+            p for p in batch[prompt_column] for _ in range(n)
+        ]:
+            return "its prompts are not the ones of its rows (the input changed since it was written)"
+        return None
+
+    return problem
+
+
 def _rows_with_completions(
     batch: dict[str, list], results: list[list[Completion]], output_column: str, explode: bool
 ) -> dict[str, list]:
-    # with n > 1, a `sample_index` from an earlier stage is replaced (the row id keeps the whole lineage)
-    written = (output_column, *GENERATION_COLUMNS, *(["sample_index"] if explode else []))
+    written = _written_columns(output_column, explode)
     out: dict[str, list] = {name: [] for name in (*batch, *written)}
     for i, completions in enumerate(results):
         for k, completion in enumerate(completions if explode else completions[:1]):

@@ -42,7 +42,7 @@ class RecipeInfo:
     task_categories: list[str] = field(default_factory=lambda: ["text-generation"])
     language: list[str] = field(default_factory=lambda: ["en"])
     tags: list[str] = field(default_factory=list)
-    text_column: str = "text"
+    text_column: str | None = "text"  # None: no text column (no length histogram, no diversity figures)
     templates: str = "none"
     columns: dict[str, str] = field(default_factory=dict)
     generated: bool = True  # False: the recipe transforms an existing dataset (no model wrote the rows)

@@ -40,3 +40,26 @@ def text_lengths(texts: list[str], tokenizer=None, batch_size: int = 1000) -> tu
         batch = [t or "" for t in texts[i : i + batch_size]]
         lengths.extend(len(ids) for ids in tokenizer(batch, add_special_tokens=False)["input_ids"])
     return lengths, "tokens"
+
+
+def length_histograms(series: dict[str, list[int]], unit: str, column: str) -> bytes:
+    """Two (or more) length distributions on one set of bins, as step outlines so each stays visible."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    values = {name: np.asarray(v) for name, v in series.items() if len(v)}
+    every = np.concatenate(list(values.values()))
+    bins = np.histogram_bin_edges(every, bins=min(50, max(5, len(np.unique(every)))))
+    fig = Figure(figsize=(7, 3.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for (name, v), color in zip(values.items(), ("#4c72b0", "#c44e52", "#55a868")):
+        ax.hist(v, bins=bins, density=True, histtype="step", linewidth=2, color=color, label=f"{name} ({len(v):,})")
+    ax.set_xlabel(f"length of {column} ({unit})")
+    ax.set_ylabel("share of rows")
+    ax.set_title(f"Length of {column}")
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

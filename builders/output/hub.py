@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from builders.errors import UserError
-from builders.output.sink import FINAL_NAMES, STAGING, is_complete
+from builders.output.sink import FINAL_NAMES, STAGING, broken_files, is_complete
 
 README = "README.md"
 LOAD_SNIPPET = re.compile(r'load_dataset\("[^"]*"(, "[^"]*")?, split="train"\)')
@@ -64,6 +64,7 @@ def push_output_dir(
     from huggingface_hub import HfApi
 
     output_dir = Path(output_dir)
+    check_repo_id(repo_id)
     check_publishable(output_dir)
     token = check_can_push()
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
@@ -93,7 +94,8 @@ def push_output_dir(
 
 
 def check_publishable(output_dir: Path) -> None:
-    """A folder is published only when its run finished writing it (no half-done publish, run marked complete)."""
+    """A folder is published only when its run finished writing it (no half-done publish, run marked complete) and
+    every file that run wrote is there and parses."""
     if (output_dir / STAGING / "MANIFEST").exists() or (
         (output_dir / "run.json").exists() and not is_complete(output_dir)
     ):
@@ -101,10 +103,24 @@ def check_publishable(output_dir: Path) -> None:
             f"'{output_dir}' holds a run that has not finished (it stopped before its final files were in place); "
             "run the same recipe command again to finish it, then push"
         )
-    if not (output_dir / README).exists() or not (output_dir / "data").is_dir():
+    problem = broken_files(output_dir)
+    if problem:
         raise UserError(
-            f"'{output_dir}' is not a finished output folder (no README.md or data/); run the recipe first"
+            f"'{output_dir}' is not a finished output folder ({problem}); run the recipe (the same command again "
+            "rebuilds it from its checkpoints), then push"
         )
+
+
+def check_repo_id(repo_id: str) -> None:
+    """The syntax of a Hub repository id, checked by huggingface_hub's own validator before any work is done."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        reason = str(err).strip().splitlines()[0][:160]
+        raise UserError(f"hub_repo_id '{repo_id}' is not a valid repository id ({reason}); use ORG/NAME") from None
 
 
 def commit_operations(api, output_dir: Path, repo_id: str, revision: str | None, config_name: str) -> list:

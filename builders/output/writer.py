@@ -46,14 +46,19 @@ def write_output(
     ds: Dataset,
     *,
     rejected: list[Dataset],
+    extra: Dataset | None = None,
     images: dict[str, bytes],
     config,
     funnel: Funnel,
     card,
+    record: dict,
 ) -> None:
-    """Stage every file of the run, then publish the staging folder into `output_dir` in one step."""
+    """Stage every file of the run, then publish the staging folder into `output_dir` in one step, marking the
+    run `record` (recipe, config, inputs) complete."""
     staging = staging_dir(output_dir)
     write_parquet_shards(ds, staging / "data")
+    if extra is not None:  # our columns outside a public schema, row-aligned with data/ (output_extra_columns)
+        write_parquet_shards(extra, staging / "extra", split="extra")
     if rejected:
         write_parquet_shards(concatenate_datasets(rejected), staging / "rejected", split="rejected")
     for name, data in images.items():
@@ -62,4 +67,4 @@ def write_output(
     save_config(config, staging / "config.yaml")
     funnel.write(staging / "stats.json")
     card.save(staging / "README.md")
-    publish(staging, output_dir)
+    publish(staging, output_dir, record)

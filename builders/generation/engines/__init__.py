@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from builders.errors import UserError
+
 Message = dict[str, str]
 Prompt = str | list[Message]
 
@@ -21,7 +23,9 @@ Prompt = str | list[Message]
 @dataclass
 class Completion:
     text: str
-    finish_reason: str  # "stop", "length", or "error" (the request failed after its retries)
+    # "stop", "length", "error" (the request failed after its retries: a rerun tries it again) or "rejected" (the
+    # engine refused the prompt itself, e.g. longer than the context: a rerun would too)
+    finish_reason: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
@@ -88,6 +92,39 @@ def build_engine(config) -> Engine:
     if key not in _ENGINES:
         _ENGINES[key] = _new_engine(config)
     return _ENGINES[key]
+
+
+def check_context(config, prompt_budget: tuple[str, int] | None = None) -> None:
+    """vLLM's `max_model_len` must hold `max_new_tokens` and a prompt: a recipe whose prompts are cut to a budget
+    (`prompt_budget`: its key and value) checks that the budget fits too. Before the model loads."""
+    if config.backend != "vllm" or config.max_model_len is None:
+        return
+    key, budget = prompt_budget or ("a prompt", 1)
+    if budget + config.max_new_tokens > config.max_model_len:
+        what = f"{key} ({budget})" if prompt_budget else key
+        raise UserError(
+            f"max_model_len ({config.max_model_len}) cannot hold {what} plus max_new_tokens ({config.max_new_tokens}); "
+            "raise max_model_len or lower them"
+        )
+
+
+def check_engine_kwargs(config) -> None:
+    """`engine_kwargs` are vllm.LLM's arguments: an unknown key is refused before the model loads (vLLM would fail
+    with a traceback after the run began)."""
+    if not config.engine_kwargs:
+        return
+    if config.backend != "vllm":
+        raise UserError(f"engine_kwargs apply to backend 'vllm' only; remove them for backend '{config.backend}'")
+    from builders.generation.engines.vllm_engine import engine_arguments
+
+    known = engine_arguments()
+    unknown = sorted(k for k in config.engine_kwargs if k not in known)
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else "see vllm.EngineArgs for the accepted keys"
+        raise UserError(f"engine_kwargs has '{unknown[0]}', which vllm.LLM does not accept; {hint}")
 
 
 def _new_engine(config) -> Engine:

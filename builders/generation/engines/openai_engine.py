@@ -5,8 +5,10 @@ Raw string prompts go to `/v1/completions`, message lists to `/v1/chat/completio
 message is continued: vLLM's `continue_final_message`). Every request carries its row's seed, so a
 server that honours seeds (vLLM does) returns the same text for the same row on a rerun.
 
-A server that hiccups does not stop the run: connection errors, timeouts, 408/409/429 and 5xx are
-retried `max_retries` times with exponential backoff and jitter (a 429's Retry-After is honoured). A
+A server that hiccups does not stop the run: connection errors, timeouts, 408/429 and 5xx (but 501 and 505)
+are retried `max_retries` times with exponential backoff and jitter (a 429's Retry-After is honoured); another
+4xx says the request itself is wrong and is not retried. At start-up one request decides that the server speaks
+the API and serves the model (`check_server`), so a plain web server is refused, not drained row by row. A
 request that still fails becomes `Completion(text="", finish_reason="error", error=...)`: the
 `request_failed` drop of `generation_checks`, kept in the rejected split when asked. A chunk holding
 such a row is generated again on the next run of the same command (see `builders/generation/stage.py`).
@@ -26,7 +28,7 @@ from builders.generation.engines import Completion, Prompt, Sampling
 
 logger = logging.getLogger("builders")
 
-RETRYABLE_STATUS = {408, 409, 429}  # and every 5xx
+RETRYABLE_STATUS = {408, 429}  # and every 5xx but 501 and 505, which say the server will never do it
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 30.0
 STARTUP_CHECK_TIMEOUT_S = 10.0
@@ -79,9 +81,11 @@ class OpenAIEngine:
     # -- start-up ------------------------------------------------------------------------------------------
 
     def check_server(self, api_key_env: str = "OPENAI_API_KEY") -> None:
-        """Ask `/models` once: an unreachable server, a refused key or a model it does not serve is a UserError.
+        """Decide with one cheap request that the server speaks the API and serves the model, else a UserError.
 
-        A vLLM server lists its models as owned by "vllm"; then `structured_output` is True.
+        `GET /models` must list the model (an unreachable server, a refused key, a listing that is not the API's
+        are refused). A server without `/models` (404) must answer one request of one token instead. A vLLM server
+        lists its models as owned by "vllm"; then `structured_output` is True.
         """
         import openai
 
@@ -93,7 +97,7 @@ class OpenAIEngine:
                 "or set api_key_env to the variable that holds it"
             ) from None
         except openai.NotFoundError:
-            return  # a server without /models: nothing to check
+            return self._check_generation()
         except openai.APIStatusError as err:
             raise UserError(
                 f"the server at {self.base_url} answered /models with {_describe(err)}; check that base_url is an "
@@ -104,12 +108,46 @@ class OpenAIEngine:
                 f"cannot reach the server at {self.base_url} ({_describe(err)}); start it (e.g. `python -m "
                 "vllm.entrypoints.openai.api_server --model MODEL --port 8000`) or fix base_url"
             ) from None
-        if served and self.model not in served:
+        except Exception as err:  # noqa: BLE001 - a reply that is not the API's model list (HTML, other JSON)
+            raise _not_the_api(self.base_url, f"GET /models gave {_describe(err)}") from None
+        if not served:  # an empty listing (some proxies): the request decides
+            return self._check_generation()
+        if self.model not in served:
             raise UserError(
                 f"the server at {self.base_url} serves {', '.join(sorted(served))}, not '{self.model}'; set model "
                 "to the served name (vLLM: --served-model-name)"
             )
         self.structured_output = served.get(self.model) == "vllm"
+
+    def _check_generation(self) -> None:
+        """A server without a model list: one chat request of one token must come back as the API's answer (or as
+        the API's own JSON error, which speaks the API too)."""
+        import openai
+
+        try:
+            response = self._run(self._one_token())
+            if not response.choices:
+                raise ValueError("a completion without choices")
+        except openai.APIConnectionError as err:
+            raise UserError(f"cannot reach the server at {self.base_url} ({_describe(err)}); fix base_url") from None
+        except openai.APIStatusError as err:
+            if not isinstance(err.body, dict):  # HTML, plain text: a web server, not an inference server
+                raise _not_the_api(self.base_url, f"no model list; a request gave {_describe(err)}") from None
+            if err.status_code in (400, 422):  # the API's own refusal of this tiny request: it speaks the API
+                return
+            fix = {404: f"set model to the served name, not '{self.model}'", 401: "check the API key (api_key_env)"}
+            raise UserError(
+                f"the server at {self.base_url} answered a one-token request with {_describe(err)}; "
+                f"{fix.get(err.status_code, 'check that the server is healthy')}"
+            ) from None
+        except Exception as err:  # noqa: BLE001 - whatever it answered, it is not a completion
+            raise _not_the_api(self.base_url, f"no model list; a request gave {_describe(err)}") from None
+
+    async def _one_token(self):
+        client = self.client.with_options(timeout=STARTUP_CHECK_TIMEOUT_S)
+        return await client.chat.completions.create(
+            model=self.model, messages=[{"role": "user", "content": "Hi"}], max_tokens=1
+        )
 
     async def _list_models(self) -> dict[str, str | None]:
         """Served model name -> its owner."""
@@ -186,7 +224,7 @@ class OpenAIEngine:
         if isinstance(prompt, str):
             response = await self.client.completions.create(prompt=prompt, extra_body=extra or None, **common)
             choice = response.choices[0]
-            text = choice.text
+            text = with_trace(_reasoning(choice), choice.text)
         else:
             if prompt[-1]["role"] == "assistant":  # a prefilled reply is continued, not answered
                 extra.update(add_generation_prompt=False, continue_final_message=True)
@@ -196,7 +234,7 @@ class OpenAIEngine:
                 common["response_format"] = response_format
             response = await self.client.chat.completions.create(messages=prompt, extra_body=extra or None, **common)
             choice = response.choices[0]
-            text = choice.message.content or ""
+            text = with_trace(_reasoning(choice.message), choice.message.content)
         usage = response.usage
         return Completion(
             text=text,
@@ -204,6 +242,30 @@ class OpenAIEngine:
             prompt_tokens=usage.prompt_tokens if usage else 0,
             completion_tokens=usage.completion_tokens if usage else 0,
         )
+
+
+def with_trace(reasoning: str | None, content: str | None) -> str:
+    """The output as one text: a server's separate reasoning trace (vLLM's reasoning parsers, DeepSeek, DashScope)
+    put back in a `<think>` block before the answer, as a local engine writes it and the reasoning recipe reads it.
+
+    No content after a trace means the trace was cut by the token limit: the block is left open, so the recipe
+    sees an unclosed trace (budget forcing), not an empty answer.
+    """
+    if not reasoning:
+        return content or ""
+    if content is None:
+        return f"<think>\n{reasoning}"
+    return f"<think>\n{reasoning}\n</think>\n\n{content}"
+
+
+def _reasoning(part) -> str | None:
+    """The trace a server returned beside the answer: `reasoning_content` (DeepSeek, DashScope, vLLM) or
+    `reasoning` (vLLM's newer name); extra fields the OpenAI client keeps on the message or choice."""
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(part, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def sample_seed(seed: int, k: int) -> int:
@@ -241,7 +303,7 @@ def _retryable(err: Exception) -> bool:
     if isinstance(err, openai.APIConnectionError):  # refused, reset, DNS, and timeouts (APITimeoutError)
         return True
     if isinstance(err, openai.APIStatusError):
-        return err.status_code in RETRYABLE_STATUS or err.status_code >= 500
+        return err.status_code in RETRYABLE_STATUS or (err.status_code >= 500 and err.status_code not in (501, 505))
     return False
 
 
@@ -258,3 +320,10 @@ def _describe(err: Exception) -> str:
     status = getattr(err, "status_code", None)
     first = (str(err).strip().splitlines() or [""])[0][:200]
     return f"{type(err).__name__}{f' {status}' if status else ''}: {first}" if first else type(err).__name__
+
+
+def _not_the_api(base_url: str, what: str) -> UserError:
+    return UserError(
+        f"the server at {base_url} does not speak the OpenAI API ({what}); set base_url to an OpenAI-compatible "
+        "server's /v1 URL (e.g. http://127.0.0.1:8000/v1 for `vllm serve`)"
+    )

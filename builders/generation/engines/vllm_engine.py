@@ -78,8 +78,22 @@ class VLLMEngine:
         return cls(llm, config.model)
 
     def generate(self, prompts: list[Prompt], sampling: Sampling, seeds: list[int]) -> list[list[Completion]]:
+        """One engine call for the batch. A prompt vLLM refuses (longer than max_model_len, empty) fails the whole
+        call before anything runs; the batch is then split in halves until the refused prompts stand alone, each a
+        `rejected` completion (a drop with its reason), and the others are generated as usual (same seeds)."""
         if not prompts:
             return []
+        try:
+            return self._generate(prompts, sampling, seeds)
+        except _validation_error() as err:
+            if len(prompts) == 1:
+                return [[Completion("", "rejected", error=str(err).splitlines()[0][:300])] * sampling.n]
+            half = len(prompts) // 2
+            return self.generate(prompts[:half], sampling, seeds[:half]) + self.generate(
+                prompts[half:], sampling, seeds[half:]
+            )
+
+    def _generate(self, prompts: list[Prompt], sampling: Sampling, seeds: list[int]) -> list[list[Completion]]:
         params = [self._params(sampling, seed) for seed in seeds]
         if isinstance(prompts[0], str):
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
@@ -125,6 +139,31 @@ class VLLMEngine:
             skip_special_tokens=sampling.skip_special_tokens,
             structured_outputs=_structured(sampling.structured),
         )
+
+
+def _validation_error() -> type[Exception]:
+    """vLLM's error for a request it refuses (older versions raise a ValueError)."""
+    try:
+        from vllm.exceptions import VLLMValidationError
+    except ImportError:
+        return ValueError
+    return VLLMValidationError
+
+
+def engine_arguments() -> set[str]:
+    """The keyword arguments `vllm.LLM` accepts: its own and, through **kwargs, every field of `EngineArgs`."""
+    import dataclasses
+    import inspect
+
+    from vllm import LLM
+    from vllm.engine.arg_utils import EngineArgs
+
+    own = {
+        name
+        for name, p in inspect.signature(LLM.__init__).parameters.items()
+        if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD
+    }
+    return (own | {f.name for f in dataclasses.fields(EngineArgs)}) - {"self"}
 
 
 def _structured(spec: dict | None):

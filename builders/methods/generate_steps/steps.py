@@ -28,6 +28,7 @@ import jinja2
 from datasets import Features, Value
 from jinja2 import meta
 
+from builders.config import SamplingArgs, check_value
 from builders.errors import UserError
 from builders.prompts import environment
 
@@ -115,7 +116,7 @@ def parse_step(raw: dict, index: int) -> Step:
         structured_output=structured,
         n=n,
         use_chat_template=raw.get("use_chat_template"),
-        sampling={k: raw[k] for k in SAMPLING_KEYS if k in raw},
+        sampling={k: check_value(SamplingArgs, k, raw[k], f"{where}.{k}") for k in SAMPLING_KEYS if k in raw},
     )
 
 

@@ -31,6 +31,8 @@ _HASHES = re.compile(r"####\s*(.+)")
 _ANSWER_IS = re.compile(
     r"(?:final answer|the answer|answer)\s*(?:is|=|:)\s*:?|(?:答案|结果|最终答案)\s*(?:是|为|：|:|=)", re.IGNORECASE
 )
+_ANSWER_IS_ZH = re.compile(r"(?:最终答案|答案|结果)\s*(?:是|为|：|:|=)")
+_CLAUSE_END = re.compile(r"\n|[。；;！!？?]|[，,](?!\d{3})|[.](?=\s|$)")
 _NUMBER = re.compile(
     r"""-?\s*\\d?frac\s*\{\s*-?[\d.,]+\s*\}\s*\{\s*-?[\d.,]+\s*\}   # \frac{3}{4}
       | -?\d[\d,]*(?:\.\d+)?\s*/\s*\d[\d,]*(?:\.\d+)?                # 3/4
@@ -86,6 +88,21 @@ def extract_final_answer(text: str) -> str | None:
         if formula.start() < last.start() and last.end() <= formula.end():
             return next(group for group in formula.groups() if group is not None).strip()
     return last.group(0).strip()
+
+
+def stated_answer_zh(text: str) -> str | None:
+    """The span after the last Chinese answer marker (答案是, 最终答案为, 结果是, ...), up to the end of its clause;
+    None when there is no marker or no number after it. math-verify knows only English markers."""
+    stated = list(_ANSWER_IS_ZH.finditer(text or ""))
+    if not stated:
+        return None
+    span = _CLAUSE_END.split(text[stated[-1].end() :].strip(), maxsplit=1)[0].strip()
+    return span if _NUMBER.search(span) else None
+
+
+def fold_thousands(text: str) -> str:
+    """`1 000`, `1\\,000`, `1,000` -> `1000` (math-verify reads `1 000` as the product 1 * 0)."""
+    return _THOUSANDS.sub(lambda m: re.sub(r"\D", "", m.group(0)), text)
 
 
 def parse_answer(span: str | None) -> Answer | None:
@@ -180,7 +197,7 @@ def _normalise(span: str) -> tuple[str, bool]:
     for character, replacement in _CHARACTERS.items():
         text = text.replace(character, replacement)
     text = text.replace(r"\%", "%").replace("{,}", ",")
-    text = _THOUSANDS.sub(lambda m: re.sub(r"\D", "", m.group(0)), text)  # 1,000  1\,000  1 000
+    text = fold_thousands(text)  # 1,000  1\,000  1 000
     text = re.sub(r"\s*\bper\s*cent\b|\s*\bpercent\b", "%", text, flags=re.IGNORECASE)
     text = _DROPPED.sub(" ", text)
     text = _UNIT_TEXT.sub(lambda m: m.group(1) if re.search(r"\d", m.group(1)) else " ", text)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from builders.filters.checks import Check
 from builders.filters.language import detect_language
 from builders.filters.repetition import repeated_ngram_fraction
-from builders.methods.reasoning.math_answers import answers_match, extract_final_answer, parse_reference
+from builders.methods.reasoning.answer_check import answer_is_right
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
@@ -151,12 +151,9 @@ def reasoning_checks(
     def no_loop(row):
         return repeated_ngram_fraction(row["reasoning"] or "") <= max_repeated_ngrams, "reasoning_loops"
 
-    def correct(row):
-        reference = parse_reference(row.get(reference_column))
-        if reference is None:
-            return True, None  # nothing to compare with (no reference, or not a math answer)
-        predicted = extract_final_answer(row["answer"])
-        return answers_match(predicted, reference, tolerance), "wrong_answer"
+    def correct(row):  # math-verify, and ours where it misses (builders.methods.reasoning.answer_check)
+        right = answer_is_right(row["answer"], row.get(reference_column), tolerance)
+        return right is not False, "wrong_answer"  # None: no reference, or not a math answer
 
     checks: list[Check] = [request_ok]
     if drop_truncated:
