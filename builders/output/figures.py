@@ -9,15 +9,27 @@ import numpy as np
 LENGTH_HISTOGRAM = "text_length_histogram.png"
 
 
-def length_histogram(lengths: list[int], unit: str, column: str) -> bytes:
-    """A histogram of text lengths, with the median and p95 marked."""
+def _figure():
+    """A figure on matplotlib's Agg canvas (no display, no pyplot) and its one axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    values = np.asarray(lengths)
     fig = Figure(figsize=(7, 3.5), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    return fig, fig.add_subplot()
+
+
+def _png(fig) -> bytes:
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def length_histogram(lengths: list[int], unit: str, column: str) -> bytes:
+    """A histogram of text lengths, with the median and p95 marked."""
+    values = np.asarray(lengths)
+    fig, ax = _figure()
     ax.hist(values, bins=min(50, max(5, len(np.unique(values)))), color="#4c72b0", edgecolor="white")
     for q, style in ((50, "--"), (95, ":")):
         ax.axvline(np.percentile(values, q), color="#c44e52", linestyle=style, label=f"p{q}")
@@ -25,10 +37,7 @@ def length_histogram(lengths: list[int], unit: str, column: str) -> bytes:
     ax.set_ylabel("rows")
     ax.set_title(f"Length of {column} over {len(values):,} rows")
     ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return _png(fig)
 
 
 def text_lengths(texts: list[str], tokenizer=None, batch_size: int = 1000) -> tuple[list[int], str]:
@@ -44,22 +53,14 @@ def text_lengths(texts: list[str], tokenizer=None, batch_size: int = 1000) -> tu
 
 def length_histograms(series: dict[str, list[int]], unit: str, column: str) -> bytes:
     """Two (or more) length distributions on one set of bins, as step outlines so each stays visible."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     values = {name: np.asarray(v) for name, v in series.items() if len(v)}
     every = np.concatenate(list(values.values()))
     bins = np.histogram_bin_edges(every, bins=min(50, max(5, len(np.unique(every)))))
-    fig = Figure(figsize=(7, 3.5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    fig, ax = _figure()
     for (name, v), color in zip(values.items(), ("#4c72b0", "#c44e52", "#55a868")):
         ax.hist(v, bins=bins, density=True, histtype="step", linewidth=2, color=color, label=f"{name} ({len(v):,})")
     ax.set_xlabel(f"length of {column} ({unit})")
     ax.set_ylabel("share of rows")
     ax.set_title(f"Length of {column}")
     ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return _png(fig)
