@@ -4,7 +4,7 @@ The method (Scaling Synthetic Data Creation with 1,000,000,000 Personas):
 documents -> text-to-persona (who would read, write, like or dislike this?) -> persona-to-persona over `hops`
 rounds (someone in a relation to each persona) -> dedup of the personas (MinHash on words, then embedding
 similarity) -> "create {data} with {persona}" for math problems, logical reasoning puzzles, user instructions,
-knowledge-rich texts and game NPCs.
+knowledge-rich texts, game NPCs and tools (function definitions, held to a JSON schema).
 
     python recipes/persona_hub.py --config configs/persona_hub/demo.yaml
     python recipes/persona_hub.py --config configs/persona_hub/demo.yaml --stages text_to_persona,persona_to_persona
@@ -17,6 +17,7 @@ without `synthesize` the output is the persona pool itself.
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from datasets import Dataset, concatenate_datasets
 
 from builders.config import RecipeConfig, knob, parse_config
@@ -35,7 +36,8 @@ from builders.methods.persona_hub.personas import (
     synthesis_rows,
     text_to_persona_rows,
 )
-from builders.methods.persona_hub.prompts import PERSONA_SCHEMA, RELATIONS, TASKS, VIEWPOINTS, check_names
+from builders.methods.persona_hub.prompts import PERSONA_SCHEMA, RELATIONS, TASKS, TOOL_SCHEMA, VIEWPOINTS, check_names
+from builders.methods.persona_hub.tools import parse_tool_rows, tool_check
 from builders.output.card import RecipeInfo
 from builders.run import Run
 
@@ -70,7 +72,7 @@ class PersonaHubConfig(RecipeConfig):
     persona_minhash_ngram: int = knob(1, "word n-grams of the persona MinHash (the paper: 1, personas are short)")
     embedding_model: str = knob("all-minilm-l6-v2", "sentence-transformers model for the embedding dedup")
     embedding_threshold: float = knob(0.9, "cosine similarity at which two personas are duplicates (the paper: 0.9)")
-    tasks: list[str] = knob(list(TASKS), "synthesis tasks: math, reasoning, instruction, knowledge, npc")
+    tasks: list[str] = knob(list(TASKS), "synthesis tasks: math, reasoning, instruction, knowledge, npc, tool")
     tasks_per_persona: int = knob(1, "synthesis prompts per persona, each for a different task", min=1)
     few_shot: int = knob(0, "examples in each synthesis prompt (0: zero-shot)")
     min_output_tokens: int = knob(16, "drop synthesized outputs shorter than this many tokens")
@@ -91,10 +93,10 @@ INFO = RecipeInfo(
     name="persona_hub",
     title="Persona Hub: personas and persona-driven synthetic data",
     method="Persona Hub (personas from texts and from each other's relations, deduplicated, then used to vary "
-    "the prompts of math, reasoning, instruction, knowledge and game-character data)",
+    "the prompts of math, reasoning, instruction, knowledge, game-character and tool data)",
     summary="Synthetic personas (one specific person each, with how it was made) and, for each persona, data a "
     "language model wrote with that persona in mind: math problems, logical reasoning puzzles, user instructions, "
-    "knowledge-rich articles or game NPCs.",
+    "knowledge-rich articles, game NPCs or tools (one function's interface, as JSON).",
     paper_title="Scaling Synthetic Data Creation with 1,000,000,000 Personas",
     paper_url="https://arxiv.org/abs/2406.20094",
     tags=["persona-hub", "personas"],
@@ -110,7 +112,7 @@ INFO = RecipeInfo(
         "source_text": "the document the persona was made from (hop 0)",
         "parent_id": "the id of the persona it was made from (hops >= 1)",
         "parent_persona": "the persona it was made from (hops >= 1)",
-        "task": "what was synthesized: math, reasoning, instruction, knowledge or npc",
+        "task": "what was synthesized: math, reasoning, instruction, knowledge, npc or tool",
         "prompt": "the synthesis prompt given to the model",
         "output": "the synthesized data",
         "finish_reason": "stop (ended on its own) or length (hit max_new_tokens)",
@@ -132,6 +134,27 @@ def make_personas(run: Run, prompts: Dataset, stage: str, config: PersonaHubConf
     out = out.map(parse_personas, batched=True, fn_kwargs={"column": "generation", "structured": structured})
     checks = persona_checks(config.min_persona_words, config.max_persona_words, config.drop_truncated)
     return lineage_only(run.filter(out, checks, stage=f"{stage}_filter"))
+
+
+def synthesize(run: Run, prompts: Dataset) -> Dataset:
+    """Every prompt's data, in persona order. Tool definitions are generated apart: structured output holds them to
+    `TOOL_SCHEMA` (a sampling setting, so one per generation stage); then each is checked as a definition."""
+    is_tool = np.array(prompts["task"]) == "tool"
+    parts = []
+    if not is_tool.all():
+        rest = prompts.select(np.flatnonzero(~is_tool))
+        parts.append(run.generate(rest, prompt_column="prompt", output_column="output", stage="synthesize"))
+    if is_tool.any():
+        schema = run.structured({"json": TOOL_SCHEMA}, "tasks: tool", "leave tool out of tasks")
+        tools = prompts.select(np.flatnonzero(is_tool))
+        sampling = run.sampling(structured=schema)
+        parts.append(
+            run.generate(
+                tools, prompt_column="prompt", output_column="output", stage="synthesize_tool", sampling=sampling
+            )
+        )
+    data = concatenate_datasets(parts).sort(ROW_ID) if len(parts) > 1 else parts[0]
+    return data.map(parse_tool_rows, batched=True, desc="Reading tool definitions")
 
 
 def hop_table(before: Dataset, after: Dataset) -> str:
@@ -246,9 +269,9 @@ def main(argv=None):
         ),
         desc="Building synthesis prompts",
     )
-    data = run.generate(prompts, prompt_column="prompt", output_column="output", stage="synthesize")
+    data = synthesize(run, prompts)
     checks = generation_checks("output", min_tokens=config.min_output_tokens, drop_truncated=config.drop_truncated)
-    data = run.filter(data, checks, stage="synthesize_filter")
+    data = run.filter(data, [*checks, tool_check], stage="synthesize_filter")
     data = run.dedup(data, column="output", stage="output_dedup")
     run.finish(data, seed_data=seed_data, columns=SYNTHESIS_COLUMNS, card_sections=sections)
 

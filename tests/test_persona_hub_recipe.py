@@ -5,6 +5,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
+from scripted_server import ScriptedServer, last_user_message
 
 from builders.methods.persona_hub.personas import PERSONA_COLUMNS
 from builders.methods.persona_hub.prompts import RELATIONS, TASKS, VIEWPOINTS
@@ -58,6 +59,7 @@ def test_smoke_run_writes_personas_with_their_origin_and_synthesized_data(smoke_
         "persona_embedding",
         "synthesis_prompts",
         "synthesize",
+        "synthesize_tool",  # every task is drawn here, the tool task among them: generated apart
         "synthesize_filter",
         "output_dedup",
     ]
@@ -159,6 +161,46 @@ def test_synthesis_alone_uses_given_personas_and_few_shot_examples(tmp_path):
     ds = load_dataset(str(out), split="train")
     assert set(ds["persona"]) <= set(personas) and set(ds["task"]) <= {"math", "npc"}
     assert all(r["hop"] == 0 and r["source_text"] is None and r["prompt"].count("<persona>") == 2 for r in ds)
+
+
+def test_tool_task_is_generated_apart_under_the_tool_schema(tmp_path):
+    personas = ["A harbour master who assigns berths to fishing boats.", "A school bus dispatcher in a snowy town."]
+    data = write_jsonl(tmp_path / "personas.jsonl", [{"persona": p} for p in personas])
+    out = tmp_path / "tools"
+    args = ["--dataset", data, "--stages", "synthesize", "--tasks", "math,tool", "--tasks_per_persona", 2]
+    run_recipe("persona_hub", "--config", SMOKE, "--output_dir", out, *args, "--keep_rejected")
+    stats = stats_of(out)
+    assert stage(stats, "synthesize")["rows_in"] == 2 and stage(stats, "synthesize_tool")["rows_in"] == 2
+    ds = load_dataset(str(out), split="train")
+    assert ds["persona"] == sorted(ds["persona"], key=personas.index)  # the two parts merged back in persona order
+    # The tiny model writes noise, cut at 32 tokens: only structured output makes that noise open a definition.
+    rejected = [json.loads(r["row"]) for r in pq.read_table(out / "rejected").to_pylist()]
+    tools = [r for r in rejected if r["task"] == "tool"]
+    assert len(tools) == 2 and all(r["output"].startswith('{"name":"') for r in tools)
+    assert stage(stats, "synthesize_filter")["dropped"] == {"tool_unparseable": 2}
+
+
+def test_tool_definitions_from_a_server_are_checked_and_written_as_json(tmp_path):
+    personas = ["A harbour master who assigns berths to fishing boats.", "A school bus dispatcher in a snowy town."]
+    data = write_jsonl(tmp_path / "personas.jsonl", [{"persona": p} for p in personas])
+    tool = {
+        "name": "assign_berth",
+        "description": "Reserve a berth that fits an arriving boat.",
+        "parameters": {"type": "object", "properties": {"boat": {"type": "string", "description": "its name"}}},
+    }
+    broken = {**tool, "parameters": {**tool["parameters"], "required": ["route"]}}  # requires what it never defines
+
+    def reply(body):  # a server without structured output: free text, a fenced definition
+        definition = tool if "harbour" in last_user_message(body) else broken
+        return f"Here is the tool:\n```json\n{json.dumps(definition, indent=2)}\n```"
+
+    out = tmp_path / "tools"
+    args = ["--dataset", data, "--stages", "synthesize", "--tasks", "tool", "--backend", "openai"]
+    with ScriptedServer(reply=reply) as server:
+        run_recipe("persona_hub", "--config", SMOKE, "--output_dir", out, *args, "--base_url", server.url)
+    ds = load_dataset(str(out), split="train")
+    assert ds["output"] == [json.dumps(tool)] and ds["persona"] == personas[:1]
+    assert stage(stats_of(out), "synthesize_filter")["dropped"] == {"tool_requires_undefined_argument": 1}
 
 
 def test_bad_stage_and_task_names_exit_2(tmp_path, capsys):

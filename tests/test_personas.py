@@ -1,5 +1,6 @@
 """Persona Hub's building blocks: prompt rows and lineage, parsing, and the two dedup steps for personas."""
 
+import json
 import tracemalloc
 
 import numpy as np
@@ -18,6 +19,7 @@ from builders.methods.persona_hub.personas import (
     text_to_persona_rows,
 )
 from builders.methods.persona_hub.prompts import RELATIONS, TASKS, VIEWPOINTS, few_shot_examples, synthesis_prompt
+from builders.methods.persona_hub.tools import TOOL_ERROR, parse_tool, parse_tool_rows
 
 # Planted duplicates: 2 repeats 0 with its words reordered, 7 repeats 1 with one word added (both for MinHash on
 # 1-grams); 4, 8 and 11 paraphrase 0, 6 and 10 in other words (for the embeddings). 3/5 and 10/12 are alike in
@@ -163,3 +165,46 @@ def test_persona_replies_are_cleaned_or_dropped_with_a_reason():
     assert reason(persona="A ferry captain", finish_reason="length") == "truncated"
     assert reason(persona="", _parse_error="unparseable") == "unparseable"
     assert reason(persona="A ferry captain!", parent_persona="a ferry CAPTAIN") == "copies_parent"
+
+
+TOOL = {
+    "name": "assign_berth",
+    "description": "Reserve a free berth for an arriving boat.",
+    "parameters": {
+        "type": "object",
+        "properties": {"boat": {"type": "string", "description": "its name"}, "hours": {"type": "integer"}},
+        "required": ["boat"],
+    },
+}
+
+
+def test_a_tool_definition_is_read_from_json_or_from_a_fenced_reply():
+    compact = json.dumps(TOOL)
+    assert parse_tool(json.dumps(TOOL, indent=2)) == (compact, None)
+    assert parse_tool(f"Here is the tool:\n```json\n{json.dumps(TOOL)}\n```") == (compact, None)
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("I would build a berth planner.", "tool_unparseable"),
+        ('{"name": "assign_berth", "description": ', "tool_unparseable"),
+        (json.dumps({**TOOL, "name": "assign berth!"}), "tool_without_name"),
+        (json.dumps({**TOOL, "description": " "}), "tool_without_description"),
+        (json.dumps({**TOOL, "parameters": {"type": "array"}}), "tool_parameters_not_object"),
+        (json.dumps({**TOOL, "parameters": {"type": "object", "properties": {"boat": {}}}}), "tool_argument_untyped"),
+        (
+            json.dumps({**TOOL, "parameters": {**TOOL["parameters"], "required": ["owner"]}}),
+            "tool_requires_undefined_argument",
+        ),
+    ],
+)
+def test_a_broken_tool_definition_is_a_drop_with_its_reason(raw, reason):
+    assert parse_tool(raw) == ("", reason)
+
+
+def test_only_tool_rows_are_read_as_definitions():
+    batch = {"task": ["math", "tool", "tool"], "output": ["What is 2 + 2?", json.dumps(TOOL), "no json"]}
+    out = parse_tool_rows(batch)
+    assert out["output"] == ["What is 2 + 2?", json.dumps(TOOL), "no json"]  # a broken one keeps what was written
+    assert out[TOOL_ERROR] == [None, None, "tool_unparseable"]

@@ -41,6 +41,41 @@ TASKS: dict[str, str] = {
     "instruction": "persona_hub/instruction.jinja",
     "knowledge": "persona_hub/knowledge.jinja",
     "npc": "persona_hub/npc.jinja",
+    "tool": "persona_hub/tool.jinja",
+}
+
+# The tool task's answer: one function's interface in the function-calling format (the paper's "tool development"
+# use case). Structured output holds the model to it; the length bounds stop a small model's endless strings.
+ARGUMENT_TYPES = ["string", "number", "integer", "boolean", "array", "object"]
+_ARGUMENT = {
+    "type": "object",
+    "properties": {
+        "type": {"enum": ARGUMENT_TYPES},
+        "description": {"type": "string", "minLength": 3, "maxLength": 300},
+        "items": {"type": "object", "properties": {"type": {"enum": ARGUMENT_TYPES}}, "required": ["type"]},
+        "enum": {"type": "array", "items": {"type": "string", "maxLength": 80}},
+    },
+    "required": ["type", "description"],
+    "additionalProperties": False,
+}
+TOOL_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-z][a-z0-9_]{2,63}$"},
+        "description": {"type": "string", "minLength": 10, "maxLength": 500},
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "type": {"enum": ["object"]},
+                "properties": {"type": "object", "additionalProperties": _ARGUMENT},
+                "required": {"type": "array", "items": {"type": "string", "maxLength": 64}},
+            },
+            "required": ["type", "properties", "required"],
+            "additionalProperties": False,
+        },
+    },
+    "required": ["name", "description", "parameters"],
+    "additionalProperties": False,
 }
 
 PERSONA_SCHEMA = {
