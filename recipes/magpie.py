@@ -263,7 +263,7 @@ def tag(run, rows, config, prefix):
             system_prompt="",  # the run's system_prompt steers the queries, not the tagging
         )
         rows = rows.map(
-            read_tags, batched=True, fn_kwargs={"tag": spec, "generator": run.engine.model}, desc=f"Tags ({spec.name})"
+            read_tags, batched=True, fn_kwargs={"tag": spec, "generator": config.model}, desc=f"Tags ({spec.name})"
         )
         rows = run.filter(rows, tag_checks(), stage=f"filter_tag_{spec.name}")
         rows = rows.remove_columns([c for c in generated if c in rows.column_names])
