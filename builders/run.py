@@ -28,7 +28,13 @@ from datasets import Dataset
 from builders import prompts
 from builders.config import RecipeConfig
 from builders.data import input_digests, load_rows, split_bad_text
-from builders.dedup.stages import DedupSettings, decontaminate_rows, dedup_rows, embedding_dedup_rows
+from builders.dedup.stages import (
+    DedupSettings,
+    decontaminate_rows,
+    dedup_rows,
+    embedding_dedup_rows,
+    neighbour_rows,
+)
 from builders.errors import UserError
 from builders.filters.checks import Check, apply_checks
 from builders.generation import distributed
@@ -251,6 +257,13 @@ class Run:
     ) -> Dataset:
         """Drop rows whose `column` embeds within cosine `threshold` of an earlier kept row (blocked, never n x n)."""
         return self._global(stage, ds, lambda: embedding_dedup_rows(ds, column, threshold, model, self.num_proc))
+
+    def neighbours(
+        self, ds: Dataset, column: str, stage: str, distance: float = 0.05, model: str = "all-minilm-l6-v2"
+    ) -> Dataset:
+        """Add each row's nearest other row by the embedding of `column` (blocked, never n x n): `neighbour_distance`
+        (squared L2 of unit vectors), `repeat_count` (rows closer than `distance`), `first_repeat` (a row index)."""
+        return self._global(stage, ds, lambda: neighbour_rows(ds, column, distance, model, self.num_proc))
 
     def _global(self, stage: str, ds: Dataset, compute) -> Dataset:
         """A global stage runs once on the whole dataset: in a launch of several processes, on the main process

@@ -13,15 +13,18 @@ expose /v1/completions. `system_prompt` steers the domain (e.g. "You are a maths
 or more continues each conversation with follow-up queries written the same way.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
-from datasets import Dataset
+from datasets import Dataset, Value
 
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import ROW_ID
 from builders.errors import UserError, exit_on_user_error
 from builders.filters.checks import generation_checks
 from builders.methods.magpie import clean_query, prequery, query_checks
+from builders.methods.magpie.release import neighbour_columns, release_checks, release_columns
+from builders.methods.magpie.tags import TAGS, read_tags, tag_checks, tag_prompts
 from builders.output.card import RecipeInfo
 from builders.run import Run
 
@@ -44,6 +47,27 @@ class MagpieConfig(RecipeConfig):
     # Query dedup: queries are short, so 3-word shingles; the first query of each cluster survives.
     dedup_ngram: int = knob(3, "n-gram size for the MinHash dedup of queries")
     # Magpie answers with T=0 or low temperatures; 0.7 / 0.95 here, as the other recipes.
+    # The columns of Magpie's "Filtered" releases (docs/magpie.md, "Tags"): the same model tags each instruction.
+    tags: bool = knob(
+        False, "tag each instruction as Magpie's releases do (task category, difficulty, input quality, uuid, ...)"
+    )
+    tag_max_new_tokens: int = knob(1024, "most tokens of a tag's JSON answer; a cut answer is dropped", min=1)
+    tag_max_chars: int | None = knob(
+        None, "most characters of a free-text tag (intent, knowledge, explanation) under structured output", min=1
+    )
+    embedding_model: str = knob(
+        "all-minilm-l6-v2", "sentence embeddings for the neighbour columns (Magpie: all-mpnet-base-v2)"
+    )
+    repeat_distance: float = knob(
+        0.05, "squared L2 distance of unit embeddings under which two instructions repeat (Magpie: 0.05)", min=0, max=4
+    )
+    min_input_quality: Literal["very poor", "poor", "average", "good", "excellent"] | None = knob(
+        None, "with tags: drop rows whose input quality is below this (Magpie-Pro-300K-Filtered: good)"
+    )
+    min_difficulty: Literal["very easy", "easy", "medium", "hard", "very hard"] | None = knob(
+        None, "with tags: drop rows whose difficulty is below this (Magpie-Pro-300K-Filtered: easy)"
+    )
+    drop_repeats: bool = knob(False, "with tags: keep only the first instruction of each group of near-repeats")
 
 
 INFO = RecipeInfo(
@@ -67,7 +91,26 @@ INFO = RecipeInfo(
         "finish_reason": "stop or length, for the last response",
     },
 )
-COLUMNS = list(INFO.columns)
+RELEASE_COLUMNS = {  # written with `tags: true`
+    "uuid": "a uuid5 of the instruction and response (the same in every run that writes them)",
+    "gen_input_configs": "how the query was sampled: temperature, top_p, model, the pre-query prefix",
+    "task_category": "the instruction's main task category (one of Magpie's 12), tagged by the model",
+    "other_task_category": "other categories that also apply",
+    "task_category_generator": "the model that tagged the category",
+    "difficulty": "very easy to very hard, tagged by the model",
+    "intent": "what the user wants, in the tagging model's words",
+    "knowledge": "what answering needs, in the tagging model's words",
+    "difficulty_generator": "the model that tagged the difficulty",
+    "input_quality": "very poor to excellent: how clear and specific the instruction is",
+    "quality_explanation": "the tagging model's reasons for the rating",
+    "quality_generator": "the model that rated the quality",
+    "min_neighbor_distance": "squared L2 distance of unit embeddings to the nearest other instruction",
+    "repeat_count": "how many other instructions lie within `repeat_distance`",
+    "min_similar_uuid": "the uuid of the first instruction of its group of repeats (null without repeats)",
+    "instruction_length": "characters of the instruction",
+    "response_length": "characters of the response",
+    "language": "the instruction's language, upper-case ISO 639-1 (EN, ZH, ...)",
+}
 
 
 def add_prompt(batch, *, prefix):
@@ -132,7 +175,7 @@ def main(argv=None):
         raise UserError("Magpie needs `num_samples`: the number of conversations to generate")
     if config.dataset:
         raise UserError("Magpie takes no input dataset (the model writes the queries); remove `dataset`")
-    run = Run(config, INFO)
+    run = Run(config, replace(INFO, columns={**INFO.columns, **RELEASE_COLUMNS}) if config.tags else INFO)
     if run.tokenizer is None:
         raise UserError(f"model '{config.model}' has no local tokenizer; Magpie needs its chat template")
 
@@ -192,12 +235,57 @@ def main(argv=None):
         batched=True,
         desc="Metadata",
     )
+    if config.tags:
+        rows = tag(run, rows, config, first.prefix)
     run.finish(
         rows,
         seed_data="none: queries are written by the model itself from its chat template's pre-query prefix",
-        columns=COLUMNS,
+        columns=list(run.info.columns),
         card_sections=[("Pre-query prefix", prefix_note(first))],
     )
+
+
+def tag(run, rows, config, prefix):
+    """Magpie's tags of each instruction (the run's model answers in JSON), its computed columns, its filter."""
+    # the tagging requests write finish_reason and token counts: the response's are the ones the output keeps
+    generated = {c: f"_response_{c}" for c in ("finish_reason", "prompt_tokens", "completion_tokens")}
+    rows = rows.rename_columns(generated)
+    for spec in TAGS:
+        structured = run.structured({"json": spec.schema(config.tag_max_chars)}, f"tag {spec.name}")
+        rows = rows.map(tag_prompts, batched=True, fn_kwargs={"tag": spec}, desc=f"Tag prompts ({spec.name})")
+        rows = run.generate(
+            rows,
+            prompt_column="_tag_prompt",
+            output_column="_tag_answer",
+            stage=f"tag_{spec.name}",
+            sampling=run.sampling(temperature=0.0, max_new_tokens=config.tag_max_new_tokens, structured=structured),
+            use_chat_template=True,
+            system_prompt="",  # the run's system_prompt steers the queries, not the tagging
+        )
+        rows = rows.map(
+            read_tags, batched=True, fn_kwargs={"tag": spec, "generator": config.model}, desc=f"Tags ({spec.name})"
+        )
+        rows = run.filter(rows, tag_checks(), stage=f"filter_tag_{spec.name}")
+        rows = rows.remove_columns([c for c in generated if c in rows.column_names])
+    rows = rows.rename_columns({v: k for k, v in generated.items() if v in rows.column_names})
+    input_configs = {
+        "temperature": config.query_temperature,
+        "top_p": config.query_top_p,
+        "input_generator": config.model,
+        "seed": None,
+        "extract_input": prefix,
+    }
+    rows = rows.map(release_columns, batched=True, fn_kwargs={"input_configs": input_configs}, desc="Columns")
+    rows = run.neighbours(
+        rows, "instruction", stage="neighbours", distance=config.repeat_distance, model=config.embedding_model
+    )
+    if len(rows):
+        rows = rows.map(neighbour_columns, batched=True, fn_kwargs={"uuids": rows["uuid"]}, desc="Neighbours")
+        rows = rows.remove_columns(["neighbour_distance", "first_repeat"])
+        # typed even when every value is null (no repeats; no language told): the column's type, not Arrow's null
+        rows = rows.cast_column("min_similar_uuid", Value("string")).cast_column("language", Value("string"))
+    checks = release_checks(config.min_input_quality, config.min_difficulty, config.drop_repeats)
+    return run.filter(rows, checks, stage="filter_release") if checks else rows
 
 
 def prefix_note(first):

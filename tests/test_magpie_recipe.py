@@ -2,12 +2,13 @@
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 from huggingface_hub import DatasetCard
 
-from conftest import REPO, assert_funnel_adds_up, run_recipe, stats_of
+from conftest import REPO, assert_funnel_adds_up, load_recipe, read_output, run_recipe, stages_of, stats_of
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "magpie" / "smoke.yaml")
@@ -20,6 +21,89 @@ def smoke_output(tmp_path_factory):
     out = tmp_path_factory.mktemp("magpie") / "out"
     run_recipe("magpie", "--config", SMOKE, "--output_dir", out)
     return out
+
+
+@pytest.fixture(scope="module")
+def tagged_output(tmp_path_factory):
+    out = tmp_path_factory.mktemp("magpie-tags") / "out"
+    run_recipe("magpie", "--config", SMOKE, "--output_dir", out, "--tags", "true", "--num_samples", 6)
+    return out
+
+
+def test_tags_are_magpies_labels_and_the_computed_columns_hold(tagged_output):
+    from builders.dedup.embeddings import embed
+    from builders.methods.magpie.release import language_code, row_uuid
+    from builders.methods.magpie.tags import DIFFICULTIES, INPUT_QUALITIES, TASK_CATEGORIES
+
+    ds = load_dataset(str(tagged_output), split="train")
+    recipe = load_recipe("magpie")
+    assert ds.column_names == COLUMNS + list(recipe.RELEASE_COLUMNS) and len(ds) > 1
+    assert ds.features["repeat_count"].dtype == "int64" and ds.features["min_similar_uuid"].dtype == "string"
+    for row in ds:
+        # the answers were JSON (structured output) and their labels the allowed ones
+        assert row["task_category"] in TASK_CATEGORIES and set(row["other_task_category"]) <= set(TASK_CATEGORIES)
+        assert row["difficulty"] in DIFFICULTIES and row["input_quality"] in INPUT_QUALITIES
+        assert row["intent"] and row["knowledge"] and row["quality_explanation"]
+        assert len(row["intent"]) <= 40  # smoke's tag_max_chars bounds the free strings
+        generators = ("task_category_generator", "difficulty_generator", "quality_generator")
+        assert {row[c] for c in generators} == {"tiny-random"}
+        # computed from the row: the same uuid in every run that writes this conversation
+        assert row["uuid"] == row_uuid(row["instruction"], row["response"])
+        assert row["instruction_length"] == len(row["instruction"]) and row["response_length"] == len(row["response"])
+        assert row["language"] == language_code(row["instruction"])
+        assert row["gen_input_configs"] == {
+            "temperature": 1.0,
+            "top_p": 1.0,
+            "input_generator": "tiny-random",
+            "seed": None,
+            "extract_input": "<|im_start|>user\n",
+        }
+        assert row["finish_reason"] in ("stop", "length")  # the response's, not a tagging request's
+    assert len(set(ds["uuid"])) == len(ds)
+    # the neighbours, against the full distance matrix of the same embeddings (Magpie: squared L2)
+    vectors = embed(ds["instruction"])
+    distances = np.maximum(2 - 2 * vectors @ vectors.T, 0)
+    np.fill_diagonal(distances, np.inf)
+    np.testing.assert_allclose(ds["min_neighbor_distance"], distances.min(axis=1), atol=1e-4)
+    assert ds["repeat_count"] == (distances < 0.05).sum(axis=1).tolist()
+    uuids = set(ds["uuid"])
+    assert all(
+        (u is None) == (n == 0) and (u is None or u in uuids)
+        for u, n in zip(ds["min_similar_uuid"], ds["repeat_count"])
+    )
+    stats = stats_of(tagged_output)
+    names = [s["name"] for s in stats["stages"]]
+    assert names[-7:] == [
+        "tag_task_category",
+        "filter_tag_task_category",
+        "tag_difficulty",
+        "filter_tag_difficulty",
+        "tag_input_quality",
+        "filter_tag_input_quality",
+        "neighbours",
+    ]
+    assert_funnel_adds_up(stats)
+
+
+def test_a_tag_answer_that_does_not_parse_is_a_counted_drop(tmp_path):
+    """Answers cut at 3 tokens are no JSON object: every row is dropped with the tag's reason, and the run ends."""
+    out = tmp_path / "cut"
+    run_recipe(
+        "magpie",
+        "--config",
+        SMOKE,
+        "--output_dir",
+        out,
+        "--tags",
+        "true",
+        "--num_samples",
+        3,
+        "--tag_max_new_tokens",
+        3,
+    )
+    stage = stages_of(out)["filter_tag_task_category"]
+    assert stage["rows_in"] == 3 and stage["rows_out"] == 0 and stage["dropped"] == {"unparseable_task_category": 3}
+    assert read_output(out)[1] == []
 
 
 def test_queries_and_answers_come_from_the_model_alone(smoke_output):

@@ -13,11 +13,20 @@ import pytest
 import yaml
 from scripted_server import ScriptedServer, last_user_message
 
-from conftest import COSMOPEDIA_SEEDS, REPO, read_jsonl, recipe_error, run_recipe, shipped_data, write_jsonl
+from conftest import (
+    COSMOPEDIA_SEEDS,
+    REPO,
+    read_jsonl,
+    recipe_error,
+    run_recipe,
+    shipped_data,
+    stats_of,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.vllm
 
-S, I64 = "string", "int64"
+S, I64, F64 = "string", "int64", "double"
 PUBLIC = {  # the public datasets' columns, in their order, as Arrow types
     "cosmopedia/reproduce_cosmopedia": [
         ("prompt", S),
@@ -41,11 +50,35 @@ PUBLIC = {  # the public datasets' columns, in their order, as Arrow types
         ("problem", S),
         ("solution", S),
     ],
-    "magpie/reproduce_magpie": [
+    "magpie/reproduce_magpie": [  # Magpie-Pro-300K-Filtered's card
+        ("uuid", S),
         ("model", S),
+        (
+            "gen_input_configs",
+            "struct<temperature: double, top_p: double, input_generator: string, seed: null, extract_input: string>",
+        ),
         ("instruction", S),
         ("response", S),
         ("conversations", "list<element: struct<from: string, value: string>>"),
+        ("task_category", S),
+        ("other_task_category", "list<element: string>"),
+        ("task_category_generator", S),
+        ("difficulty", S),
+        ("intent", S),
+        ("knowledge", S),
+        ("difficulty_generator", S),
+        ("input_quality", S),
+        ("quality_explanation", S),
+        ("quality_generator", S),
+        ("llama_guard_2", S),
+        ("reward_model", S),
+        ("instruct_reward", F64),
+        ("min_neighbor_distance", F64),
+        ("repeat_count", I64),
+        ("min_similar_uuid", S),
+        ("instruction_length", I64),
+        ("response_length", I64),
+        ("language", S),
     ],
     "evol_instruct/reproduce_wizardlm": [("instruction", S), ("output", S)],
 }
@@ -223,12 +256,20 @@ def test_magicoder_from_its_own_seeds(tmp_path):
 
 
 def test_magpie_conversations_in_sharegpt_layout(tmp_path):
-    out = run_reproduce("magpie/reproduce_magpie", tmp_path, temperature=1.0)  # greedy, the tiny model ends at once
+    # greedy, the tiny model ends at once; the release's filter (input quality >= good, ...) would drop every row of
+    # its noise: the funnel counts that, and the rows that pass it here show the layout
+    out = run_reproduce(
+        "magpie/reproduce_magpie", tmp_path, temperature=1.0, min_input_quality=None, min_difficulty=None
+    )
     for row in rows(out):
         assert row["conversations"] == [
             {"from": "human", "value": row["instruction"]},
             {"from": "gpt", "value": row["response"]},
         ]
+        assert row["llama_guard_2"] is None and row["reward_model"] is None and row["instruct_reward"] is None
+        assert row["min_similar_uuid"] in (None, row["uuid"])  # drop_repeats: the first of each group
+        assert row["gen_input_configs"]["input_generator"] == row["model"] == row["task_category_generator"]
+    assert "filter_release" in [s["name"] for s in stats_of(tmp_path / "out")["stages"]]
 
 
 def test_wizardlm_from_alpaca_seeds(tmp_path):

@@ -121,3 +121,36 @@ def _removed_rows(ds: Dataset, idx, duplicate_of: list[int]) -> Dataset:
         features["duplicate_of"] = Value("int64")
         return Dataset.from_dict({name: [] for name in features}, features=features)
     return ds.select(idx).add_column("duplicate_of", duplicate_of)
+
+
+def nearest_neighbours(
+    vectors: np.ndarray, distance: float, block_size: int = BLOCK_ROWS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For unit-length `vectors` (n x d), each row's nearest other row, Magpie's way (its exp/gen_dis.py).
+
+    Distances are squared L2, what FAISS's flat L2 index returns and Magpie writes: for unit vectors
+    |a - b|^2 = 2 - 2 cos(a, b), so 0 is the same direction and 4 the opposite. Returns, per row:
+    the distance to the nearest other row (NaN when there is none), how many other rows lie closer than
+    `distance` (its repeats), and the index of the first row of its group of repeats (itself when it comes
+    first; -1 without repeats). Blocked: block_size x block_size similarities at a time, never n x n.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n = len(vectors)
+    nearest = np.full(n, np.inf, dtype=np.float64)
+    repeats = np.zeros(n, dtype=np.int64)
+    first = np.arange(n, dtype=np.int64)
+    for start in range(0, n, block_size):
+        rows = vectors[start : start + block_size]
+        own = np.arange(start, start + len(rows))
+        for other in range(0, n, block_size):
+            columns = np.arange(other, min(other + block_size, n))
+            dist = np.maximum(2.0 - 2.0 * (rows @ vectors[columns].T), 0.0).astype(np.float64)
+            dist[own[:, None] == columns[None, :]] = np.inf  # a row is not its own neighbour
+            nearest[own] = np.minimum(nearest[own], dist.min(axis=1))
+            close = dist < distance
+            repeats[own] += close.sum(axis=1)
+            earliest = np.where(close, columns[None, :], n).min(axis=1)
+            first[own] = np.minimum(first[own], earliest)
+    nearest[np.isinf(nearest)] = np.nan
+    first[repeats == 0] = -1
+    return nearest, repeats, first

@@ -124,6 +124,35 @@ def embedding_dedup_rows(
     return StageResult(kept, _with_reason(removed, "semantic_duplicate"), dropped, stats)
 
 
+def neighbour_rows(ds: Dataset, column: str, distance: float, model: str, num_proc: int | None = None) -> StageResult:
+    """Every row, with its nearest other row by the embedding of `column` (`embedding.nearest_neighbours`):
+    `neighbour_distance`, `repeat_count` (rows closer than `distance`) and `first_repeat` (the row index of the
+    first of its repeats, -1 without). Drops nothing."""
+    import time
+
+    import numpy as np
+
+    from builders.dedup.embedding import nearest_neighbours
+    from builders.dedup.embeddings import embed
+
+    if len(ds) == 0:  # add_column fails on an empty selection; the output schema types the empty columns
+        return StageResult(ds, Dataset.from_dict({}))
+    began = time.perf_counter()
+    vectors = embed([t or "" for t in ds[column]], model=model, num_threads=num_proc)
+    embedded = time.perf_counter()
+    nearest, repeats, first = nearest_neighbours(vectors, distance)
+    rows = ds.add_column("neighbour_distance", [None if np.isnan(d) else float(d) for d in nearest])
+    rows = rows.add_column("repeat_count", repeats.tolist()).add_column("first_repeat", first.tolist())
+    details = {
+        "model": model,
+        "repeat_distance": distance,
+        "rows_with_repeats": int((repeats > 0).sum()),
+        "embedding_seconds": round(embedded - began, 2),
+        "search_seconds": round(time.perf_counter() - embedded, 2),
+    }
+    return StageResult(rows, Dataset.from_dict({}), {}, details)
+
+
 def _concat(parts: list[Dataset]) -> Dataset:
     parts = [p for p in parts if len(p)]
     return concatenate_datasets(parts) if len(parts) > 1 else (parts[0] if parts else Dataset.from_dict({}))

@@ -9,8 +9,9 @@ A reproduce config names each column of the public dataset and where its value c
       openai_fingerprint: {value: ""}                      # a constant
       conversations: {from: conversation, type: [{from: string, value: string}]}
 
-`type` is a `datasets` dtype (string, int64, float64, bool, ...), `[type]` a list of it and `{key: type}` a
-struct; the default is string (a template of a list or struct type writes JSON). `output_extra_columns` decides what happens to our columns the schema does not
+`type` is a `datasets` dtype (string, int64, float64, bool, ...), `[type]` a list of it, `{key: type}` a struct
+and `null` the null type (a field that is always null); the default is string (a template of a list or struct
+type writes JSON). `{value: null, type: float64}` writes a column of nulls of that type. `output_extra_columns` decides what happens to our columns the schema does not
 use: `drop` them, `keep` them after the schema's, or write them row-aligned to `extra/` (`split`).
 """
 
@@ -71,6 +72,8 @@ def feature(spec: Any, where: str):
         return List(feature(spec[0], where))
     if isinstance(spec, dict) and spec:
         return {key: feature(value, where) for key, value in spec.items()}
+    if spec is None:  # YAML's `null`: a column (or struct field) that is always null, e.g. Magpie's `seed`
+        return Value("null")
     if isinstance(spec, str):
         try:
             return Value(spec)
