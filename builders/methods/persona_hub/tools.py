@@ -1,7 +1,7 @@
 """Persona Hub's tool task: the model defines one function's interface for a persona; here it is read and checked.
 
 With structured output (vLLM) the answer already follows `TOOL_SCHEMA`; a server without it answers in free
-text, often inside a ```json fence, so the first `{` to the last `}` is read. Either way the definition must
+text, often inside a ```json fence, read as `generate`'s steps read JSON answers (`fit_answer`). Either way the definition must
 hold together (every required argument defined, every argument typed) before it counts; it is written back as
 compact JSON, the form a function-calling dataset stores.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import re
 
-from builders.methods.persona_hub.prompts import ARGUMENT_TYPES
+from builders.methods.generate_steps.steps import fit_answer
+from builders.methods.persona_hub.prompts import ARGUMENT_TYPES, TOOL_SCHEMA
 
 TOOL_ERROR = "_tool_error"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{2,63}$")
@@ -19,13 +20,10 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{2,63}$")
 
 def parse_tool(raw: str) -> tuple[str, str | None]:
     """(the definition as compact JSON, None), or ("", the reason it is not a usable definition)."""
-    start, end = raw.find("{"), raw.rfind("}")
-    if start < 0 or end < start:
+    found = fit_answer(raw, {"json": TOOL_SCHEMA})
+    if found is None:
         return "", "tool_unparseable"
-    try:
-        tool = json.loads(raw[start : end + 1])
-    except json.JSONDecodeError:
-        return "", "tool_unparseable"
+    tool = json.loads(found)
     error = tool_problem(tool)
     return ("", error) if error else (json.dumps(tool, ensure_ascii=False), None)
 
