@@ -1,9 +1,9 @@
 """Persona Hub's tool task: the model defines one function's interface for a persona; here it is read and checked.
 
 With structured output (vLLM) the answer already follows `TOOL_SCHEMA`; a server without it answers in free
-text, often inside a ```json fence, read as `generate`'s steps read JSON answers (`fit_answer`). Either way the definition must
-hold together (every required argument defined, every argument typed) before it counts; it is written back as
-compact JSON, the form a function-calling dataset stores.
+text, often inside a ```json fence, read as the `generate` steps read JSON answers (`fit_answer`). Either way the
+definition must hold together (every required argument defined, every argument typed) before it counts; it is
+written back as compact JSON, the form a function-calling dataset stores.
 """
 
 from __future__ import annotations
