@@ -102,7 +102,7 @@ def test_a_tag_answer_that_does_not_parse_is_a_counted_drop(tmp_path):
         3,
     )
     stage = stages_of(out)["filter_tag_task_category"]
-    assert stage["rows_in"] == 3 and stage["rows_out"] == 0 and stage["dropped"] == {"unparseable_task_category": 3}
+    assert stage["rows_in"] == 3 and stage["rows_out"] == 0 and stage["dropped"] == {"truncated_task_category": 3}
     assert read_output(out)[1] == []
 
 

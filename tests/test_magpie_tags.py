@@ -56,8 +56,14 @@ def test_a_malformed_answer_is_a_drop_with_its_reason(tag, answer, reason):
 def test_malformed_answers_are_counted_not_raised():
     rows = Dataset.from_dict(
         {
-            "_tag_answer": ['{"primary_tag": "Planning", "other_tags": []}', "no idea", '{"primary_tag": "x"}', ""],
-            "finish_reason": ["stop", "stop", "stop", "error"],
+            "_tag_answer": [
+                '{"primary_tag": "Planning", "other_tags": []}',
+                "no idea",
+                '{"primary_tag": "x"}',
+                "",
+                '{"primary_tag": "Math", "other_t',
+            ],
+            "finish_reason": ["stop", "stop", "stop", "error", "length"],
         }
     )
     rows = rows.map(read_tags, batched=True, fn_kwargs={"tag": CATEGORY, "generator": "m"})
@@ -67,6 +73,7 @@ def test_malformed_answers_are_counted_not_raised():
         "unparseable_task_category": 1,
         "invalid_task_category": 1,
         "tag_request_failed": 1,
+        "truncated_task_category": 1,  # cut at the token limit: named so, the fix being the limit
     }
 
 

@@ -145,11 +145,16 @@ def tag_prompts(batch: dict[str, list], *, tag: Tag) -> dict[str, list]:
 
 
 def read_tags(batch: dict[str, list], *, tag: Tag, generator: str) -> dict[str, list]:
-    """The tag's columns from each answer in `_tag_answer` (None where it did not read) and `_tag_error`."""
+    """The tag's columns from each answer in `_tag_answer` (None where it did not read) and `_tag_error`; an answer
+    that did not read because it hit `tag_max_new_tokens` is `truncated_<tag>` (the fix is a larger limit or
+    `tag_max_chars`, not a better model)."""
     read = [tag.read(text) for text in batch["_tag_answer"]]
     out = {column: [values[column] if values else None for values, _ in read] for column in tag.columns.values()}
     out[tag.generator] = [generator] * len(read)
-    out["_tag_error"] = [reason for _, reason in read]
+    finish = batch.get("finish_reason") or [None] * len(read)
+    out["_tag_error"] = [
+        f"truncated_{tag.name}" if reason and why == "length" else reason for (_, reason), why in zip(read, finish)
+    ]
     return out
 
 
