@@ -33,6 +33,7 @@ from builders.dedup.stages import (
     decontaminate_rows,
     dedup_rows,
     embedding_dedup_rows,
+    largest_rows,
     neighbour_rows,
 )
 from builders.errors import UserError
@@ -264,6 +265,10 @@ class Run:
         """Add each row's nearest other row by the embedding of `column` (blocked, never n x n): `neighbour_distance`
         (squared L2 of unit vectors), `repeat_count` (rows closer than `distance`), `first_repeat` (a row index)."""
         return self._global(stage, ds, lambda: neighbour_rows(ds, column, distance, model, self.num_proc))
+
+    def keep_largest(self, ds: Dataset, column: str, n: int, stage: str, reason: str) -> Dataset:
+        """Keep the `n` rows with the largest `column` over the whole dataset (e.g. Magpie's longest responses)."""
+        return self._global(stage, ds, lambda: largest_rows(ds, column, n, reason))
 
     def _global(self, stage: str, ds: Dataset, compute) -> Dataset:
         """A global stage runs once on the whole dataset: in a launch of several processes, on the main process

@@ -68,6 +68,11 @@ class MagpieConfig(RecipeConfig):
         None, "with tags: drop rows whose difficulty is below this (Magpie-Pro-300K-Filtered: easy)"
     )
     drop_repeats: bool = knob(False, "with tags: keep only the first instruction of each group of near-repeats")
+    keep_longest: int | None = knob(
+        None,
+        "with tags, after the filter: keep this many rows, those with the longest responses (the release: 300k)",
+        min=1,
+    )
 
 
 INFO = RecipeInfo(
@@ -285,7 +290,10 @@ def tag(run, rows, config, prefix):
         # typed even when every value is null (no repeats; no language told): the column's type, not Arrow's null
         rows = rows.cast_column("min_similar_uuid", Value("string")).cast_column("language", Value("string"))
     checks = release_checks(config.min_input_quality, config.min_difficulty, config.drop_repeats)
-    return run.filter(rows, checks, stage="filter_release") if checks else rows
+    rows = run.filter(rows, checks, stage="filter_release") if checks else rows
+    if config.keep_longest:  # the release's last step: the 300k rows with the longest responses
+        rows = run.keep_largest(rows, "response_length", config.keep_longest, "keep_longest", "shorter_response")
+    return rows
 
 
 def prefix_note(first):

@@ -106,6 +106,20 @@ def test_a_tag_answer_that_does_not_parse_is_a_counted_drop(tmp_path):
     assert read_output(out)[1] == []
 
 
+def test_keep_longest_keeps_the_rows_with_the_longest_responses(tagged_output, tmp_path):
+    everything = load_dataset(str(tagged_output), split="train")
+    out = tmp_path / "out"
+    run_recipe(
+        "magpie", "--config", SMOKE, "--output_dir", out, "--tags", "true", "--num_samples", 6, "--keep_longest", 2
+    )
+    kept = load_dataset(str(out), split="train")  # the same rows up to here: same config, same seeds
+    lengths = everything["response_length"]
+    longest = sorted(sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))[:2])
+    assert kept["uuid"] == [everything["uuid"][i] for i in longest]
+    stage = stages_of(out)["keep_longest"]
+    assert stage["rows_in"] == len(everything) and stage["dropped"] == {"shorter_response": len(everything) - 2}
+
+
 def test_queries_and_answers_come_from_the_model_alone(smoke_output):
     ds = load_dataset(str(smoke_output), split="train")
     assert ds.column_names == COLUMNS and len(ds) > 0

@@ -157,3 +157,13 @@ def test_release_filter_keeps_the_first_of_repeats_and_the_levels_asked():
     assert kept["uuid"] == ["a", "b"]
     assert dict(counts) == {"repeated_instruction": 1, "low_input_quality": 1, "too_easy": 1}
     assert release_checks() == []
+
+
+def test_largest_rows_keeps_order_and_breaks_ties_by_position():
+    from builders.dedup.stages import largest_rows
+
+    rows = Dataset.from_dict({"id": list("abcdef"), "n": [5, 9, 5, 1, 9, 5]})
+    result = largest_rows(rows, "n", 4, "shorter")
+    assert result.kept["id"] == ["a", "b", "c", "e"]  # 9, 9, then the first two 5s, in their order
+    assert result.removed["id"] == ["d", "f"] and result.dropped == {"shorter": 2}
+    assert largest_rows(rows, "n", 6, "shorter").kept["id"] == list("abcdef")

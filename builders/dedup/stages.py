@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from datasets import Dataset, concatenate_datasets
 
-from builders.filters.checks import REASON
+from builders.filters.checks import REASON, with_reasons
 from builders.parallel import resolve_num_proc
 
 
@@ -151,6 +151,21 @@ def neighbour_rows(ds: Dataset, column: str, distance: float, model: str, num_pr
         "search_seconds": round(time.perf_counter() - embedded, 2),
     }
     return StageResult(rows, Dataset.from_dict({}), {}, details)
+
+
+def largest_rows(ds: Dataset, column: str, n: int, reason: str) -> StageResult:
+    """The `n` rows with the largest `column`, in their order (a tie goes to the earlier row); the others are
+    dropped with `reason`. Sorting the values alone, not the rows: the rows are read once, by `select`."""
+    import numpy as np
+
+    values = np.asarray(ds[column])
+    if len(values) <= n:
+        return StageResult(ds, with_reasons(ds, [], []))
+    order = np.lexsort((np.arange(len(values)), -values))  # by value descending, then by position
+    keep = np.sort(order[:n])
+    drop = np.sort(order[n:])
+    details = {"column": column, "kept": n, "smallest_kept": values[keep].min().item()}
+    return StageResult(ds.select(keep), with_reasons(ds, drop, [reason] * len(drop)), {reason: len(drop)}, details)
 
 
 def _concat(parts: list[Dataset]) -> Dataset:
