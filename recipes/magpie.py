@@ -74,6 +74,14 @@ class MagpieConfig(RecipeConfig):
         min=1,
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        needs_tags = {"min_input_quality": self.min_input_quality, "min_difficulty": self.min_difficulty}
+        needs_tags |= {"drop_repeats": self.drop_repeats, "keep_longest": self.keep_longest}
+        given = [key for key, value in needs_tags.items() if value]
+        if given and not self.tags:
+            raise UserError(f"config key '{given[0]}' works on Magpie's tags; set tags: true or remove it")
+
 
 INFO = RecipeInfo(
     name="magpie",

@@ -212,3 +212,12 @@ def test_an_input_dataset_is_a_user_error(tmp_path, capsys):
     assert exit_.value.code == 2
     assert "Magpie takes no input dataset" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("key, value", [("min_input_quality", "good"), ("keep_longest", 10), ("drop_repeats", "true")])
+def test_a_tag_filter_without_tags_is_a_user_error(tmp_path, capsys, key, value):
+    with pytest.raises(SystemExit) as exit_:
+        run_recipe("magpie", "--config", SMOKE, "--output_dir", tmp_path / "o", f"--{key}", value)
+    assert exit_.value.code == 2
+    assert f"config key '{key}' works on Magpie's tags; set tags: true" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
