@@ -136,6 +136,60 @@ def make_personas(run: Run, prompts: Dataset, stage: str, config: PersonaHubConf
     return lineage_only(run.filter(out, checks, stage=f"{stage}_filter"))
 
 
+def personas_from_texts(run: Run, config: PersonaHubConfig, structured: bool) -> Dataset:
+    """Text-to-persona: who would read, write, like or dislike each document (cut to `max_source_tokens`)?"""
+    docs = run.load(columns=[config.text_column], key_hint="text_column")
+    if config.min_source_words:
+        docs = run.filter(docs, source_checks(config.text_column, config.min_source_words), stage="sources")
+    docs = docs.map(
+        cut_documents,
+        batched=True,
+        fn_kwargs=dict(text_column=config.text_column, tokenizer=run.tokenizer, max_tokens=config.max_source_tokens),
+        desc="Cutting documents",
+    )
+    prompts = docs.map(
+        text_to_persona_rows,
+        batched=True,
+        remove_columns=[c for c in docs.column_names if c != ROW_ID],
+        fn_kwargs=dict(
+            text_column=config.text_column, viewpoints=config.viewpoints, seed=config.seed, structured=structured
+        ),
+        desc="Building text-to-persona prompts",
+    )
+    return make_personas(run, prompts, "text_to_persona", config, structured)
+
+
+def expand_personas(run: Run, personas: Dataset, config: PersonaHubConfig, structured: bool) -> Dataset:
+    """Persona-to-persona over `hops` rounds: the pool of every hop's personas, each with its lineage."""
+    next_id = max(personas["persona_id"], default=-1) + 1
+    pool, frontier = [personas], personas
+    for hop in range(1, config.hops + 1):
+        if len(frontier) == 0:
+            break
+        prompts = frontier.map(
+            persona_to_persona_rows,
+            batched=True,
+            with_indices=True,
+            remove_columns=frontier.column_names,
+            fn_kwargs=dict(
+                relations=config.relations,
+                per_persona=config.relations_per_persona,
+                seed=config.seed,
+                hop=hop,
+                first_id=next_id,
+                structured=structured,
+            ),
+            desc=f"Building persona-to-persona prompts (hop {hop})",
+        )
+        next_id += len(frontier) * config.relations_per_persona
+        frontier = make_personas(run, prompts, f"persona_to_persona_{hop}", config, structured)
+        pool.append(frontier)
+    personas = concatenate_datasets(pool).flatten_indices()  # one table: later selections stay simple
+    by_hop = {str(h): personas["hop"].count(h) for h in range(config.hops + 1)}
+    run.record("persona_pool", len(personas), len(personas), by_hop=by_hop)
+    return personas
+
+
 def synthesize(run: Run, prompts: Dataset) -> Dataset:
     """Every prompt's data, in persona order. Tool definitions are generated apart: structured output holds them to
     `TOOL_SCHEMA` (a sampling setting, so one per generation stage); then each is checked as a definition."""
@@ -175,27 +229,7 @@ def main(argv=None):
 
     # 1. Personas from texts, or given as input.
     if "text_to_persona" in config.stages:
-        docs = run.load(columns=[config.text_column], key_hint="text_column")
-        if config.min_source_words:
-            docs = run.filter(docs, source_checks(config.text_column, config.min_source_words), stage="sources")
-        docs = docs.map(
-            cut_documents,
-            batched=True,
-            fn_kwargs=dict(
-                text_column=config.text_column, tokenizer=run.tokenizer, max_tokens=config.max_source_tokens
-            ),
-            desc="Cutting documents",
-        )
-        prompts = docs.map(
-            text_to_persona_rows,
-            batched=True,
-            remove_columns=[c for c in docs.column_names if c != ROW_ID],
-            fn_kwargs=dict(
-                text_column=config.text_column, viewpoints=config.viewpoints, seed=config.seed, structured=structured
-            ),
-            desc="Building text-to-persona prompts",
-        )
-        personas = make_personas(run, prompts, "text_to_persona", config, structured)
+        personas = personas_from_texts(run, config, structured)
         seed_data = f"`{config.dataset}` (column `{config.text_column}`)"
     else:
         given = run.load(columns=[config.persona_column], key_hint="persona_column")
@@ -203,35 +237,10 @@ def main(argv=None):
             given.map(input_persona_rows, batched=True, fn_kwargs={"persona_column": config.persona_column})
         )
         seed_data = f"personas from `{config.dataset}` (column `{config.persona_column}`)"
-    next_id = max(personas["persona_id"], default=-1) + 1
 
     # 2. Persona-to-persona: every persona made in a hop leads to `relations_per_persona` new ones in the next.
     if "persona_to_persona" in config.stages:
-        pool, frontier = [personas], personas
-        for hop in range(1, config.hops + 1):
-            if len(frontier) == 0:
-                break
-            prompts = frontier.map(
-                persona_to_persona_rows,
-                batched=True,
-                with_indices=True,
-                remove_columns=frontier.column_names,
-                fn_kwargs=dict(
-                    relations=config.relations,
-                    per_persona=config.relations_per_persona,
-                    seed=config.seed,
-                    hop=hop,
-                    first_id=next_id,
-                    structured=structured,
-                ),
-                desc=f"Building persona-to-persona prompts (hop {hop})",
-            )
-            next_id += len(frontier) * config.relations_per_persona
-            frontier = make_personas(run, prompts, f"persona_to_persona_{hop}", config, structured)
-            pool.append(frontier)
-        personas = concatenate_datasets(pool).flatten_indices()  # one table: later selections stay simple
-        by_hop = {str(h): personas["hop"].count(h) for h in range(config.hops + 1)}
-        run.record("persona_pool", len(personas), len(personas), by_hop=by_hop)
+        personas = expand_personas(run, personas, config, structured)
 
     # 3. Dedup of the personas: MinHash on words (1-grams, 0.9), then embedding similarity (cosine 0.9).
     made = personas
