@@ -1,4 +1,5 @@
 from dataclasses import dataclass
+from typing import Literal
 
 import pytest
 import yaml
@@ -11,6 +12,7 @@ from builders.errors import UserError
 class DemoConfig(RecipeConfig):
     formats: list[str] = knob(["a", "b"], "formats")
     prompts_per_seed: int = knob(1, "prompts")
+    level: Literal["low", "high"] | None = knob(None, "a level")
 
 
 def write(tmp_path, text):
@@ -94,3 +96,5 @@ def test_help_lists_keys_and_exits_zero(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out
     assert "--prompts_per_seed" in out and "--temperature" in out
+    assert "--backend {vllm,openai}" in out  # a choice lists its values
+    assert "--level {low,high} | None" in out  # an optional choice too (not "Optional")

@@ -13,7 +13,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -151,10 +151,22 @@ def _build_argparser(config_class: type) -> argparse.ArgumentParser:
     hints = typing.get_type_hints(config_class)
     for f in dataclasses.fields(config_class):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        kind = getattr(hints[f.name], "__name__", None) or str(hints[f.name]).replace("typing.", "")
+        kind = _kind(hints[f.name])
         parser.add_argument(f"--{f.name}", metavar=kind, help=f"{f.metadata.get('help', '')} (default: {default!r})")
     return parser
 
 
 def save_config(config: RecipeConfig, path: Path) -> None:
     path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True))
+
+
+def _kind(tp: Any) -> str:
+    """How --help names a key's type: `int | None`, `{a,b,c}` for a choice (optional or not), `list[str]`."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    choices = (
+        tp if typing.get_origin(tp) is Literal else next((a for a in args if typing.get_origin(a) is Literal), None)
+    )
+    if choices is not None:
+        null = " | None" if type(None) in typing.get_args(tp) else ""
+        return "{" + ",".join(map(str, typing.get_args(choices))) + "}" + null
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
