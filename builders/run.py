@@ -330,7 +330,7 @@ class Run:
         if self.config.output_schema:  # the public dataset's columns, order and types (reproduce configs)
             ds, extra, info = public_schema(full, ds.column_names, self.info, self.config)
         if self.config.compare_to:
-            card_sections = [*card_sections, *self._compare(ds, images)]
+            card_sections = [*card_sections, *self._compare(ds, images, info)]
         card = build_card(
             ds,
             info,
@@ -368,13 +368,18 @@ class Run:
         lock.release(self.output_dir)  # the folder is whole and published: another run may take it
         return self.output_dir
 
-    def _compare(self, ds: Dataset, images: dict[str, bytes]) -> list[tuple[str, str]]:
-        """The output against `compare_to` (builders/output/compare.py): figures in stats.json, sections for the card."""
+    def _compare(self, ds: Dataset, images: dict[str, bytes], info: RecipeInfo) -> list[tuple[str, str]]:
+        """The output against `compare_to` (builders/output/compare.py): figures in stats.json, sections for the card.
+        `info` names the output's columns (the public ones under `output_schema`). A reproduction that regenerates
+        from its input compares with that input's own subset and split (PersonaHub's `math`)."""
         from builders.output.compare import compare
 
         c = self.config
-        reference = load_rows(c.compare_to, what="compare_to")
-        column = c.compare_column or self.info.text_column
+        same = c.compare_to == c.dataset
+        reference = load_rows(
+            c.compare_to, c.dataset_split if same else "train", c.dataset_config if same else None, what="compare_to"
+        )
+        column = c.compare_column or info.text_column
         result = compare(ds, reference, column=column, key=c.compare_key, seed=c.seed)
         self.funnel.extra["comparison"] = result.figures
         images.update(result.images)

@@ -114,6 +114,7 @@ def reproduce_config(path: str, tmp_path, **overrides) -> str:
     smoke = yaml.safe_load((REPO / "configs" / recipe / "smoke.yaml").read_text())
     merged = {**smoke, **config}
     merged.update({k: v for k, v in smoke.items() if k in SIZE or k.endswith("max_new_tokens")})
+    merged["compare_to"] = None  # the public dataset on the Hub; a test that compares names a local stand-in
     merged.update(overrides, output_dir=str(tmp_path / "out"))
     file = tmp_path / "config.yaml"
     file.write_text(yaml.safe_dump(merged, sort_keys=False, allow_unicode=True))
@@ -211,12 +212,15 @@ def test_self_instruct_as_prompt_completion_pairs(tmp_path):
 
 def test_persona_hub_writes_for_each_public_persona(tmp_path):
     public = [{"input persona": p, "synthesized text": "the original problem"} for p in PERSONAS]
-    out = run_reproduce(
-        "persona_hub/reproduce_persona_hub", tmp_path, dataset=str(write_jsonl(tmp_path / "math.jsonl", public))
-    )
+    dataset = str(write_jsonl(tmp_path / "math.jsonl", public))
+    out = run_reproduce("persona_hub/reproduce_persona_hub", tmp_path, dataset=dataset, compare_to=dataset)
     written = rows(out)
     assert {r["input persona"] for r in written} <= set(PERSONAS)
     assert all(r["synthesized text"] != "the original problem" for r in written)
+    # compared with its original row against row, in the public columns: same schema, aligned on the persona
+    comparison = json.loads((out / "stats.json").read_text())["comparison"]
+    assert comparison["schema"]["same"] and comparison["aligned"]["key"] == "input persona"
+    assert comparison["aligned"]["pairs"] == len(written) > 0
 
 
 @pytest.mark.parametrize("path", ["tinystories/reproduce_tinystories", "tinystories/reproduce_tinystories_instruct"])

@@ -158,9 +158,9 @@ def largest_rows(ds: Dataset, column: str, n: int, reason: str) -> StageResult:
     dropped with `reason`. Sorting the values alone, not the rows: the rows are read once, by `select`."""
     import numpy as np
 
-    values = np.asarray(ds[column])
-    if len(values) <= n:
+    if len(ds) <= n:  # nothing to cut (an empty dataset may not even have the column)
         return StageResult(ds, with_reasons(ds, [], []))
+    values = np.asarray(ds[column])
     order = np.lexsort((np.arange(len(values)), -values))  # by value descending, then by position
     keep = np.sort(order[:n])
     drop = np.sort(order[n:])
