@@ -80,6 +80,35 @@ PUBLIC = {  # the public datasets' columns, in their order, as Arrow types
         ("response_length", I64),
         ("language", S),
     ],
+    "magpie/reproduce_magpie_llama31_mt": [  # Magpie-Llama-3.1-Pro-MT-300K-Filtered's card
+        ("uuid", S),
+        ("model", S),
+        (
+            "gen_input_configs",
+            "struct<temperature: double, top_p: double, input_generator: string, seed: null, "
+            "pre_query_template: string>",
+        ),
+        ("conversations", "list<element: struct<from: string, value: string>>"),
+        ("instruction", S),
+        ("response", S),
+        ("instruction_2", S),
+        ("response_2", S),
+        ("intent", S),
+        ("knowledge", S),
+        ("difficulty", S),
+        ("difficulty_generator", S),
+        ("input_quality", S),
+        ("quality_explanation", S),
+        ("quality_generator", S),
+        ("task_category", S),
+        ("other_task_category", "list<element: string>"),
+        ("task_category_generator", S),
+        ("llama_guard_2", S),
+        ("instruct_reward", "double"),
+        ("reward_model", S),
+        ("language", S),
+        ("response_length", I64),
+    ],
     "evol_instruct/reproduce_wizardlm": [("instruction", S), ("output", S)],
 }
 # Keys that size a run: taken from smoke.yaml, whatever the reproduce config says.
@@ -274,6 +303,21 @@ def test_magpie_conversations_in_sharegpt_layout(tmp_path):
         assert row["min_similar_uuid"] in (None, row["uuid"])  # drop_repeats: the first of each group
         assert row["gen_input_configs"]["input_generator"] == row["model"] == row["task_category_generator"]
     assert "filter_release" in [s["name"] for s in stats_of(tmp_path / "out")["stages"]]
+
+
+def test_magpie_two_turn_release_writes_the_second_turn_apart(tmp_path):
+    out = run_reproduce(
+        "magpie/reproduce_magpie_llama31_mt", tmp_path, temperature=1.0, min_input_quality=None, min_difficulty=None
+    )
+    for row in rows(out):
+        human, gpt, human_2, gpt_2 = row["conversations"]
+        assert (human["value"], gpt["value"]) == (row["instruction"], row["response"])
+        assert (human_2, gpt_2) == (
+            {"from": "human", "value": row["instruction_2"]},
+            {"from": "gpt", "value": row["response_2"]},
+        )
+        assert row["gen_input_configs"]["pre_query_template"] == "<|im_start|>user\n"  # the tiny model's prefix
+        assert row["response_length"] == len(row["response"])
 
 
 def test_wizardlm_from_alpaca_seeds(tmp_path):
