@@ -197,6 +197,10 @@ def test_a_tool_definition_is_read_from_json_or_from_a_fenced_reply():
             json.dumps({**TOOL, "parameters": {**TOOL["parameters"], "required": ["owner"]}}),
             "tool_requires_undefined_argument",
         ),
+        (
+            json.dumps({**TOOL, "parameters": {**TOOL["parameters"], "required": [{"boat": 1}]}}),
+            "tool_requires_undefined_argument",
+        ),
     ],
 )
 def test_a_broken_tool_definition_is_a_drop_with_its_reason(raw, reason):

@@ -43,7 +43,7 @@ def tool_problem(tool) -> str | None:
     ):
         return "tool_argument_untyped"
     required = parameters.get("required", [])
-    if not isinstance(required, list) or not set(required) <= set(arguments):
+    if not isinstance(required, list) or not all(isinstance(r, str) and r in arguments for r in required):
         return "tool_requires_undefined_argument"
     return None
 
