@@ -22,6 +22,17 @@ os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="builders-tes
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"  # shipped with the repository (data/README.md)
 COSMOPEDIA_SEEDS = REPO / "configs" / "cosmopedia" / "seeds.jsonl"
+# Self-Instruct/Alpaca list formats for structured output: the tiny model's noise, held to them, parses as tasks.
+WORDS = r"[a-z]{1,8}( [a-z]{1,8}){%d,%d}"
+ALPACA_LIST = (
+    rf"(\d\. Instruction: [A-Z]{WORDS % (4, 8)}\.\n\d\. Input:\n(<noinput>|{WORDS % (1, 5)})\n"
+    rf"\d\. Output:\n[A-Z]{WORDS % (1, 8)}\.\n###\n){{3,4}}"
+)
+INSTRUCTION_LIST = rf"(\d{{1,2}}\. [A-Z]{WORDS % (4, 8)}\.\n){{3,5}}"
+INSTANCES = (
+    rf"(Class label: [a-z]{{1,8}}\nInput: {WORDS % (1, 5)}\n){{2,3}}"
+    rf"|(Example [1-3]\nInput: {WORDS % (1, 5)}\nOutput: {WORDS % (1, 5)}\n){{2,3}}"
+)
 
 
 def shipped_data(name: str) -> Path:

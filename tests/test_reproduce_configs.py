@@ -14,7 +14,10 @@ import yaml
 from scripted_server import ScriptedServer, last_user_message
 
 from conftest import (
+    ALPACA_LIST,
     COSMOPEDIA_SEEDS,
+    INSTANCES,
+    INSTRUCTION_LIST,
     REPO,
     read_jsonl,
     recipe_error,
@@ -114,16 +117,6 @@ PUBLIC = {  # the public datasets' columns, in their order, as Arrow types
 # Keys that size a run: taken from smoke.yaml, whatever the reproduce config says.
 SIZE = {"model", "dtype", "max_model_len", "enforce_eager", "batch_size", "num_samples", "rounds", "max_idle_rounds"}
 SIZE |= {"num_instructions_to_generate", "request_batch_size"}
-WORDS = r"[a-z]{1,8}( [a-z]{1,8}){%d,%d}"
-ALPACA_LIST = (  # structured output gives the tiny model's noise the list format (as test_self_instruct_recipe does)
-    rf"(\d\. Instruction: [A-Z]{WORDS % (4, 8)}\.\n\d\. Input:\n(<noinput>|{WORDS % (1, 5)})\n"
-    rf"\d\. Output:\n[A-Z]{WORDS % (1, 8)}\.\n###\n){{3,4}}"
-)
-INSTRUCTION_LIST = rf"(\d{{1,2}}\. [A-Z]{WORDS % (4, 8)}\.\n){{3,5}}"
-INSTANCES = (
-    rf"(Class label: [a-z]{{1,8}}\nInput: {WORDS % (1, 5)}\n){{2,3}}"
-    rf"|(Example [1-3]\nInput: {WORDS % (1, 5)}\nOutput: {WORDS % (1, 5)}\n){{2,3}}"
-)
 MAGICODER_SEEDS = [  # rows in Magicoder-OSS-Instruct-75K's layout (our own fragments)
     {"lang": "python", "raw_index": 9120, "index": 0, "seed": "def area(w, h):\n    return w * h\n"},
     {"lang": "rust", "raw_index": 77, "index": 1, "seed": "fn main() {\n    let v = vec![1, 2];\n}\n"},

@@ -15,20 +15,22 @@ import pytest
 from huggingface_hub import DatasetCard
 from rouge_score import rouge_scorer
 
-from conftest import REPO, load_recipe, recipe_error, run_recipe, shipped_data, stages_of, stats_of, write_jsonl
+from conftest import (
+    ALPACA_LIST,
+    INSTANCES,
+    INSTRUCTION_LIST,
+    REPO,
+    load_recipe,
+    recipe_error,
+    run_recipe,
+    shipped_data,
+    stages_of,
+    stats_of,
+    write_jsonl,
+)
 
 pytestmark = pytest.mark.vllm
 SMOKE = str(REPO / "configs" / "self_instruct" / "smoke.yaml")
-WORDS = r"[a-z]{1,8}( [a-z]{1,8}){%d,%d}"
-ALPACA_LIST = (
-    rf"(\d\. Instruction: [A-Z]{WORDS % (4, 8)}\.\n\d\. Input:\n(<noinput>|{WORDS % (1, 5)})\n"
-    rf"\d\. Output:\n[A-Z]{WORDS % (1, 8)}\.\n###\n){{3,4}}"
-)
-INSTRUCTION_LIST = rf"(\d{{1,2}}\. [A-Z]{WORDS % (4, 8)}\.\n){{3,5}}"
-INSTANCES = (
-    rf"(Class label: [a-z]{{1,8}}\nInput: {WORDS % (1, 5)}\n){{2,3}}"
-    rf"|(Example [1-3]\nInput: {WORDS % (1, 5)}\nOutput: {WORDS % (1, 5)}\n){{2,3}}"
-)
 ALPACA_ARGS = ["--config", SMOKE, "--list_regex", ALPACA_LIST, "--max_new_tokens", 400, "--keep_rejected"]
 SCORER = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
