@@ -21,7 +21,7 @@ from datasets import Dataset
 
 from builders.config import RecipeConfig, knob, parse_config
 from builders.data import load_rows
-from builders.errors import exit_on_user_error
+from builders.errors import UserError, exit_on_user_error
 from builders.output.card import RecipeInfo
 from builders.output.compare import compare
 from builders.run import Run
@@ -77,8 +77,6 @@ def figure_rows(figures: dict, prefix: str = "") -> dict[str, list[str]]:
 def main(argv=None):
     config = parse_config(CompareConfig, argv)
     if not config.reference:
-        from builders.errors import UserError
-
         raise UserError("compare needs a reference: set --reference to a file, a folder or a Hub id")
     run = Run(config, INFO)
     ours = run.load(columns=[config.column], key_hint="column")
